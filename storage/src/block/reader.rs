@@ -1,0 +1,308 @@
+//! Opens a block and reads series from it.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int8Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+
+use super::store::ObjectReader;
+
+use super::{BlockMeta, BlockStore, INDEX_FILE, POSTINGS_FILE, SAMPLES_FILE};
+use crate::error::{Result, StorageError};
+use crate::labels::{Label, Labels};
+use crate::matcher::Matcher;
+use crate::postings::Postings;
+use crate::sample::{Sample, from_scaled};
+
+/// One series of a block, as its index describes it.
+#[derive(Debug, Clone)]
+pub struct BlockSeries {
+    /// The series' labels.
+    pub labels: Arc<Labels>,
+    /// First row in `samples.parquet`.
+    pub row_start: u64,
+    /// Number of rows (samples).
+    pub row_count: u32,
+    /// Smallest timestamp.
+    pub min_t: i64,
+    /// Largest timestamp.
+    pub max_t: i64,
+    /// Decimal scale of `v_int` values, or -1 when all are floats.
+    pub scale: i8,
+}
+
+/// The samples of one series read from storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesChunk {
+    /// The series' labels.
+    pub labels: Arc<Labels>,
+    /// Samples sorted by time.
+    pub samples: Vec<Sample>,
+}
+
+/// An open, immutable block: its index is in memory, its samples are read
+/// from the object store on demand.
+pub struct Block {
+    /// The block's metadata.
+    pub meta: BlockMeta,
+    series: Vec<BlockSeries>,
+    postings: Postings<u32>,
+    store: BlockStore,
+    samples_path: ObjectPath,
+    samples_meta: ArrowReaderMetadata,
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block").field("meta", &self.meta).finish()
+    }
+}
+
+fn corrupt(id: &str, reason: impl Into<String>) -> StorageError {
+    StorageError::CorruptBlock {
+        block: id.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn read_batches(data: Bytes) -> Result<Vec<RecordBatch>> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?
+        .with_batch_size(65_536)
+        .build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+impl Block {
+    /// Loads a block's index and postings and the samples file's footer.
+    pub async fn open(store: BlockStore, meta: BlockMeta) -> Result<Self> {
+        let dir = ObjectPath::from(format!("blocks/{}", meta.id));
+        let id = meta.id.clone();
+        let series = parse_index(
+            &id,
+            read_batches(store.get(&dir.clone().join(INDEX_FILE)).await?)?,
+        )?;
+        let postings = parse_postings(
+            &id,
+            read_batches(store.get(&dir.clone().join(POSTINGS_FILE)).await?)?,
+            series.len(),
+        )?;
+        let samples_path = dir.clone().join(SAMPLES_FILE);
+        let size = meta
+            .files
+            .get(SAMPLES_FILE)
+            .copied()
+            .ok_or_else(|| corrupt(&id, "meta lists no samples file"))?;
+        let mut reader = ObjectReader::new(&store, samples_path.clone(), size);
+        let samples_meta =
+            ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+        let rows = samples_meta.metadata().file_metadata().num_rows();
+        if u64::try_from(rows).ok() != Some(meta.num_samples) {
+            return Err(corrupt(
+                &id,
+                format!(
+                    "samples file has {rows} rows, meta says {}",
+                    meta.num_samples
+                ),
+            ));
+        }
+        Ok(Block {
+            meta,
+            series,
+            postings,
+            store,
+            samples_path,
+            samples_meta,
+        })
+    }
+
+    /// The block's label index.
+    pub fn postings(&self) -> &Postings<u32> {
+        &self.postings
+    }
+
+    /// Index entry of series `id`.
+    pub fn series(&self, id: u32) -> Option<&BlockSeries> {
+        self.series.get(id as usize)
+    }
+
+    /// All series entries in label order.
+    pub fn all_series(&self) -> &[BlockSeries] {
+        &self.series
+    }
+
+    /// Ids of the series matching all `matchers` with samples in `[start, end]`.
+    pub fn select_ids(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<u32> {
+        if !self.meta.overlaps(start, end) {
+            return Vec::new();
+        }
+        self.postings
+            .select(matchers)
+            .into_iter()
+            .filter(|id| {
+                self.series
+                    .get(*id as usize)
+                    .is_some_and(|s| s.min_t <= end && s.max_t >= start)
+            })
+            .collect()
+    }
+
+    /// Reads the samples in `[start, end]` of the given series ids (sorted
+    /// ascending), one chunk per series that has samples there.
+    pub async fn read_series(&self, ids: &[u32], start: i64, end: i64) -> Result<Vec<SeriesChunk>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut selectors = Vec::new();
+        let mut cursor = 0u64;
+        for id in ids {
+            let s = self
+                .series
+                .get(*id as usize)
+                .ok_or_else(|| corrupt(&self.meta.id, format!("no series {id}")))?;
+            if s.row_start < cursor {
+                return Err(corrupt(&self.meta.id, "series ids not ascending"));
+            }
+            if s.row_start > cursor {
+                selectors.push(RowSelector::skip((s.row_start - cursor) as usize));
+            }
+            selectors.push(RowSelector::select(s.row_count as usize));
+            cursor = s.row_start + u64::from(s.row_count);
+        }
+        let size = self
+            .meta
+            .files
+            .get(SAMPLES_FILE)
+            .copied()
+            .unwrap_or_default();
+        let reader = ObjectReader::new(&self.store, self.samples_path.clone(), size);
+        let stream =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone())
+                .with_row_selection(RowSelection::from(selectors))
+                .with_batch_size(65_536)
+                .build()?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+
+        let mut out: Vec<SeriesChunk> = Vec::with_capacity(ids.len());
+        let mut current: Option<(u32, Vec<Sample>)> = None;
+        for batch in &batches {
+            let series = batch.column(0).as_primitive::<UInt32Type>();
+            let ts = batch.column(1).as_primitive::<Int64Type>();
+            let v_int = batch.column(2).as_primitive::<Int64Type>();
+            let v_float = batch.column(3).as_primitive::<Float64Type>();
+            for row in 0..batch.num_rows() {
+                let id = series.value(row);
+                if current.as_ref().is_none_or(|(cid, _)| *cid != id) {
+                    if let Some((cid, samples)) = current.take() {
+                        self.push_chunk(&mut out, cid, samples);
+                    }
+                    current = Some((id, Vec::new()));
+                }
+                let t = ts.value(row);
+                if t < start || t > end {
+                    continue;
+                }
+                let scale = self.series.get(id as usize).map_or(-1, |s| s.scale);
+                let v = if v_int.is_valid(row) && scale >= 0 {
+                    from_scaled(v_int.value(row), scale as u8)
+                } else {
+                    v_float.value(row)
+                };
+                if let Some((_, samples)) = current.as_mut() {
+                    samples.push(Sample::new(t, v));
+                }
+            }
+        }
+        if let Some((cid, samples)) = current.take() {
+            self.push_chunk(&mut out, cid, samples);
+        }
+        Ok(out)
+    }
+
+    fn push_chunk(&self, out: &mut Vec<SeriesChunk>, id: u32, samples: Vec<Sample>) {
+        if samples.is_empty() {
+            return;
+        }
+        if let Some(s) = self.series.get(id as usize) {
+            out.push(SeriesChunk {
+                labels: s.labels.clone(),
+                samples,
+            });
+        }
+    }
+}
+
+fn parse_index(id: &str, batches: Vec<RecordBatch>) -> Result<Vec<BlockSeries>> {
+    let mut out = Vec::new();
+    for b in batches {
+        if b.num_columns() != 7 {
+            return Err(corrupt(id, "index has wrong columns"));
+        }
+        let labels = b.column(1).as_list::<i32>();
+        let values = labels.values().as_string::<i32>();
+        let offsets = labels.value_offsets();
+        let row_start = b.column(2).as_primitive::<UInt64Type>();
+        let row_count = b.column(3).as_primitive::<UInt32Type>();
+        let min_t = b.column(4).as_primitive::<Int64Type>();
+        let max_t = b.column(5).as_primitive::<Int64Type>();
+        let scale = b.column(6).as_primitive::<Int8Type>();
+        for row in 0..b.num_rows() {
+            let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
+            if (hi - lo) % 2 != 0 {
+                return Err(corrupt(id, "odd label list"));
+            }
+            let mut ls = Vec::with_capacity((hi - lo) / 2);
+            for i in (lo..hi).step_by(2) {
+                ls.push(Label::new(values.value(i), values.value(i + 1)));
+            }
+            out.push(BlockSeries {
+                labels: Arc::new(Labels::from_pairs(
+                    ls.into_iter().map(|l| (l.name, l.value)),
+                )),
+                row_start: row_start.value(row),
+                row_count: row_count.value(row),
+                min_t: min_t.value(row),
+                max_t: max_t.value(row),
+                scale: scale.value(row),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn parse_postings(id: &str, batches: Vec<RecordBatch>, num_series: usize) -> Result<Postings<u32>> {
+    let mut entries = Vec::new();
+    for b in batches {
+        if b.num_columns() != 3 {
+            return Err(corrupt(id, "postings have wrong columns"));
+        }
+        let names = b.column(0).as_string::<i32>();
+        let values = b.column(1).as_string::<i32>();
+        let lists = b.column(2).as_list::<i32>();
+        let ids = lists.values().as_primitive::<UInt32Type>();
+        let offsets = lists.value_offsets();
+        for row in 0..b.num_rows() {
+            let list: Vec<u32> = (offsets[row] as usize..offsets[row + 1] as usize)
+                .map(|i| ids.value(i))
+                .collect();
+            if list.iter().any(|x| *x as usize >= num_series) {
+                return Err(corrupt(id, "posting points past the series table"));
+            }
+            entries.push((
+                names.value(row).to_string(),
+                values.value(row).to_string(),
+                list,
+            ));
+        }
+    }
+    let all = (0..u32::try_from(num_series).unwrap_or(u32::MAX)).collect();
+    Ok(Postings::from_entries(entries, all))
+}

@@ -1,0 +1,347 @@
+//! Writes one block from series given in label order.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder,
+};
+use arrow_array::{ArrayRef, Int8Array, Int64Array, RecordBatch, UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::{
+    BLOCK_FORMAT_VERSION, BlockMeta, BlockStore, INDEX_FILE, META_FILE, POSTINGS_FILE, SAMPLES_FILE,
+};
+use crate::error::{Result, StorageError};
+use crate::labels::Labels;
+use crate::postings::Postings;
+use crate::sample::{Sample, decimal_scale, to_scaled};
+
+/// Rows per Arrow batch handed to the Parquet writer.
+const BATCH_ROWS: usize = 65_536;
+
+/// How a block is written.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// zstd level for all columns.
+    pub zstd_level: i32,
+    /// Partition start (ms, inclusive).
+    pub partition_start: i64,
+    /// Partition end (ms, exclusive).
+    pub partition_end: i64,
+    /// Compaction level recorded in the meta.
+    pub level: u32,
+}
+
+pub(crate) fn samples_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("series", DataType::UInt32, false),
+        Field::new("t", DataType::Int64, false),
+        Field::new("v_int", DataType::Int64, true),
+        Field::new("v_float", DataType::Float64, true),
+    ]))
+}
+
+pub(crate) fn index_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("series", DataType::UInt32, false),
+        Field::new(
+            "labels",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            false,
+        ),
+        Field::new("row_start", DataType::UInt64, false),
+        Field::new("row_count", DataType::UInt32, false),
+        Field::new("min_t", DataType::Int64, false),
+        Field::new("max_t", DataType::Int64, false),
+        Field::new("scale", DataType::Int8, false),
+    ]))
+}
+
+pub(crate) fn postings_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, false),
+        Field::new(
+            "series",
+            DataType::List(Arc::new(Field::new("item", DataType::UInt32, true))),
+            false,
+        ),
+    ]))
+}
+
+fn props(
+    zstd_level: i32,
+    delta_columns: &[&str],
+    split_columns: &[&str],
+) -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(zstd_level)?;
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_data_page_row_count_limit(16_384)
+        .set_statistics_enabled(EnabledStatistics::Page);
+    for c in delta_columns {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(*c), false)
+            .set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_BINARY_PACKED);
+    }
+    for c in split_columns {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(*c), false)
+            .set_column_encoding(ColumnPath::from(*c), Encoding::BYTE_STREAM_SPLIT);
+    }
+    Ok(b.build())
+}
+
+struct IndexRow {
+    labels: Arc<Labels>,
+    row_start: u64,
+    row_count: u32,
+    min_t: i64,
+    max_t: i64,
+    scale: i8,
+}
+
+/// Builds a block series by series; call [`BlockWriter::add_series`] in
+/// ascending label order, then [`BlockWriter::finish`].
+pub struct BlockWriter {
+    opts: WriteOptions,
+    samples: ArrowWriter<Vec<u8>>,
+    series_col: UInt32Builder,
+    t_col: Int64Builder,
+    v_int_col: Int64Builder,
+    v_float_col: Float64Builder,
+    pending_rows: usize,
+    index: Vec<IndexRow>,
+    rows: u64,
+    min_t: i64,
+    max_t: i64,
+}
+
+impl BlockWriter {
+    /// Starts an empty block.
+    pub fn new(opts: WriteOptions) -> Result<Self> {
+        let p = props(opts.zstd_level, &["series", "t", "v_int"], &["v_float"])?;
+        Ok(BlockWriter {
+            opts,
+            samples: ArrowWriter::try_new(Vec::new(), samples_schema(), Some(p))?,
+            series_col: UInt32Builder::with_capacity(BATCH_ROWS),
+            t_col: Int64Builder::with_capacity(BATCH_ROWS),
+            v_int_col: Int64Builder::with_capacity(BATCH_ROWS),
+            v_float_col: Float64Builder::with_capacity(BATCH_ROWS),
+            pending_rows: 0,
+            index: Vec::new(),
+            rows: 0,
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+        })
+    }
+
+    /// Number of series added so far.
+    pub fn num_series(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Adds one series' samples (sorted by time, no duplicate timestamps).
+    /// Series must come in strictly ascending label order.
+    pub fn add_series(&mut self, labels: Arc<Labels>, samples: &[Sample]) -> Result<()> {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return Ok(());
+        };
+        if let Some(prev) = self.index.last() {
+            if *prev.labels >= *labels {
+                return Err(StorageError::CorruptBlock {
+                    block: "(being written)".into(),
+                    reason: format!("series out of order: {labels} after {}", prev.labels),
+                });
+            }
+        }
+        let id = u32::try_from(self.index.len()).map_err(|_| StorageError::CorruptBlock {
+            block: "(being written)".into(),
+            reason: "more than 2^32 series".into(),
+        })?;
+        let scale = samples.iter().filter_map(|s| decimal_scale(s.v)).max();
+        for s in samples {
+            self.series_col.append_value(id);
+            self.t_col.append_value(s.t);
+            match scale.and_then(|sc| to_scaled(s.v, sc)) {
+                Some(m) => {
+                    self.v_int_col.append_value(m);
+                    self.v_float_col.append_null();
+                }
+                None => {
+                    self.v_int_col.append_null();
+                    self.v_float_col.append_value(s.v);
+                }
+            }
+            self.pending_rows += 1;
+            if self.pending_rows >= BATCH_ROWS {
+                self.flush_batch()?;
+            }
+        }
+        self.index.push(IndexRow {
+            labels,
+            row_start: self.rows,
+            row_count: u32::try_from(samples.len()).unwrap_or(u32::MAX),
+            min_t: first.t,
+            max_t: last.t,
+            scale: scale.map_or(-1, |s| s as i8),
+        });
+        self.rows += samples.len() as u64;
+        self.min_t = self.min_t.min(first.t);
+        self.max_t = self.max_t.max(last.t);
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> Result<()> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.series_col.finish()),
+            Arc::new(self.t_col.finish()),
+            Arc::new(self.v_int_col.finish()),
+            Arc::new(self.v_float_col.finish()),
+        ];
+        let batch = RecordBatch::try_new(samples_schema(), cols)?;
+        self.samples.write(&batch)?;
+        self.pending_rows = 0;
+        Ok(())
+    }
+
+    /// Encodes the remaining rows and the index files (CPU work, no I/O);
+    /// `None` when no sample was added.
+    pub fn finish(mut self) -> Result<Option<EncodedBlock>> {
+        if self.index.is_empty() {
+            return Ok(None);
+        }
+        self.flush_batch()?;
+        let samples = Bytes::from(self.samples.into_inner()?);
+        let index = Bytes::from(write_index(&self.index, self.opts.zstd_level)?);
+        let postings = Bytes::from(write_postings(&self.index, self.opts.zstd_level)?);
+        Ok(Some(EncodedBlock {
+            files: vec![
+                (SAMPLES_FILE, samples),
+                (INDEX_FILE, index),
+                (POSTINGS_FILE, postings),
+            ],
+            min_t: self.min_t,
+            max_t: self.max_t,
+            num_series: self.index.len() as u64,
+            num_samples: self.rows,
+            opts: self.opts,
+        }))
+    }
+}
+
+/// A block encoded in memory, ready to be written to the store.
+pub struct EncodedBlock {
+    files: Vec<(&'static str, Bytes)>,
+    min_t: i64,
+    max_t: i64,
+    num_series: u64,
+    num_samples: u64,
+    opts: WriteOptions,
+}
+
+impl EncodedBlock {
+    /// Writes the data files, then `meta.json` last, each durably; the block
+    /// exists from the moment its meta does. `sources` names the blocks it
+    /// replaces (compaction), which are deleted at start-up if still there.
+    pub async fn persist(
+        self,
+        store: &BlockStore,
+        id: &str,
+        sources: Vec<String>,
+    ) -> Result<BlockMeta> {
+        let dir = ObjectPath::from(format!("blocks/{id}"));
+        let mut files = std::collections::BTreeMap::new();
+        for (name, data) in self.files {
+            files.insert(name.to_string(), data.len() as u64);
+            store.put_durable(&dir.clone().join(name), data).await?;
+        }
+        let meta = BlockMeta {
+            version: BLOCK_FORMAT_VERSION,
+            id: id.to_string(),
+            min_t: self.min_t,
+            max_t: self.max_t,
+            partition_start: self.opts.partition_start,
+            partition_end: self.opts.partition_end,
+            num_series: self.num_series,
+            num_samples: self.num_samples,
+            level: self.opts.level,
+            sources,
+            files,
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| StorageError::CorruptBlock {
+            block: id.to_string(),
+            reason: format!("cannot encode meta: {e}"),
+        })?;
+        store
+            .put_durable(&dir.clone().join(META_FILE), Bytes::from(json))
+            .await?;
+        Ok(meta)
+    }
+}
+
+fn write_index(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
+    let mut labels = ListBuilder::new(StringBuilder::new());
+    for r in rows {
+        for l in r.labels.iter() {
+            labels.values().append_value(&l.name);
+            labels.values().append_value(&l.value);
+        }
+        labels.append(true);
+    }
+    let n = rows.len() as u32;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from_iter_values(0..n)),
+        Arc::new(labels.finish()),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.row_start),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.row_count),
+        )),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.min_t))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.max_t))),
+        Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.scale))),
+    ];
+    let batch = RecordBatch::try_new(index_schema(), cols)?;
+    let p = props(zstd_level, &["series", "row_start"], &[])?;
+    let mut w = ArrowWriter::try_new(Vec::new(), index_schema(), Some(p))?;
+    w.write(&batch)?;
+    Ok(w.into_inner()?)
+}
+
+fn write_postings(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
+    let mut p: Postings<u32> = Postings::new();
+    for (i, r) in rows.iter().enumerate() {
+        p.push(i as u32, &r.labels);
+    }
+    let mut names = StringBuilder::new();
+    let mut values = StringBuilder::new();
+    let mut ids = ListBuilder::new(UInt32Builder::new());
+    for (n, v, list) in p.entries() {
+        names.append_value(n);
+        values.append_value(v);
+        ids.values().append_slice(list);
+        ids.append(true);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(names.finish()),
+        Arc::new(values.finish()),
+        Arc::new(ids.finish()),
+    ];
+    let batch = RecordBatch::try_new(postings_schema(), cols)?;
+    let props = props(zstd_level, &[], &[])?;
+    let mut w = ArrowWriter::try_new(Vec::new(), postings_schema(), Some(props))?;
+    w.write(&batch)?;
+    Ok(w.into_inner()?)
+}

@@ -1,0 +1,390 @@
+//! The database: write-ahead log, head, blocks and their maintenance,
+//! behind one handle that ingest writes to and query reads from.
+
+mod compact;
+mod flush;
+mod open;
+mod query;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::block::{Block, BlockStore};
+use crate::error::{Result, StorageError};
+use crate::head::{Head, InsertOutcome, SeriesRef, SeriesRegistry};
+use crate::labels::Labels;
+use crate::sample::Sample;
+use crate::stats::StorageStats;
+use crate::wal::{Wal, WalAck, encode_samples, encode_series};
+
+/// Storage settings; [`DbOptions::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Root directory: `wal/` and `blocks/` live below it.
+    pub data_dir: PathBuf,
+    /// Blocks whose newest sample is older than this are deleted.
+    pub retention: Duration,
+    /// Samples up to this much older than the newest sample are accepted.
+    pub out_of_order_window: Duration,
+    /// Samples more than this far ahead of the wall clock are refused.
+    pub future_tolerance: Duration,
+    /// fsync the WAL before acknowledging writes.
+    pub wal_fsync: bool,
+    /// WAL segment size.
+    pub wal_segment_bytes: u64,
+    /// The head is cut into blocks once it holds this many samples.
+    pub head_max_samples: u64,
+    /// ... or once it is this old.
+    pub head_max_age: Duration,
+    /// Length of a block's time partition.
+    pub partition: Duration,
+    /// zstd level of block files.
+    pub zstd_level: i32,
+    /// Blocks of one level and partition merged at once.
+    pub compaction_fan_in: usize,
+}
+
+impl DbOptions {
+    /// Defaults: 15 days retention, 1 h out-of-order window, fsync on,
+    /// 2 h partitions, head cut at 4 M samples or 15 minutes.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        DbOptions {
+            data_dir: data_dir.into(),
+            retention: Duration::from_secs(15 * 24 * 3600),
+            out_of_order_window: Duration::from_secs(3600),
+            future_tolerance: Duration::from_secs(600),
+            wal_fsync: true,
+            wal_segment_bytes: 128 << 20,
+            head_max_samples: 4_000_000,
+            head_max_age: Duration::from_secs(15 * 60),
+            partition: Duration::from_secs(2 * 3600),
+            zstd_level: 3,
+            compaction_fan_in: 4,
+        }
+    }
+}
+
+/// Why a sample was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Older than the out-of-order window or the retention allows.
+    TooOld {
+        /// The sample's timestamp.
+        t: i64,
+        /// The oldest timestamp accepted now.
+        min_valid: i64,
+    },
+    /// Too far in the future.
+    TooNew {
+        /// The sample's timestamp.
+        t: i64,
+        /// The newest timestamp accepted now.
+        max_valid: i64,
+    },
+    /// Another value is stored at the same timestamp.
+    Conflict {
+        /// The sample's timestamp.
+        t: i64,
+    },
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::TooOld { t, min_valid } => write!(
+                f,
+                "sample timestamp {t} is too old: the oldest accepted now is {min_valid} (out-of-order window or retention)"
+            ),
+            Rejection::TooNew { t, max_valid } => write!(
+                f,
+                "sample timestamp {t} is too far in the future: the newest accepted now is {max_valid}"
+            ),
+            Rejection::Conflict { t } => {
+                write!(
+                    f,
+                    "duplicate sample for timestamp {t} with a different value"
+                )
+            }
+        }
+    }
+}
+
+/// The outcome of one append.
+#[derive(Debug, Default, Clone)]
+pub struct AppendReport {
+    /// Samples newly stored.
+    pub stored: u64,
+    /// Samples already stored identically (retries), not stored again.
+    pub duplicates: u64,
+    /// Samples refused.
+    pub rejected: u64,
+    /// The first refused sample: index of its series in the request and why.
+    pub first_rejection: Option<(usize, Rejection)>,
+}
+
+/// One series' samples offered for storage; labels already validated.
+#[derive(Debug, Clone)]
+pub struct SeriesSamples {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Its samples, in any order.
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug)]
+struct Heads {
+    active: Arc<Head>,
+    flushing: Vec<Arc<Head>>,
+}
+
+struct Inner {
+    opts: DbOptions,
+    registry: RwLock<SeriesRegistry>,
+    heads: RwLock<Heads>,
+    /// Held while samples go into the head and their WAL record is queued,
+    /// so the WAL order equals the head order and a head cut falls between
+    /// two appends.
+    append_lock: Mutex<()>,
+    /// One head flush or compaction at a time.
+    maintenance: tokio::sync::Mutex<()>,
+    wal: Wal,
+    /// First WAL segment still needed once every flushing head is written.
+    wal_boundary: Mutex<Option<u64>>,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    store: BlockStore,
+    stats: Arc<StorageStats>,
+    max_t: AtomicI64,
+    closed: AtomicBool,
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+/// Milliseconds since the Unix epoch by the wall clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Db {
+    /// The storage self-metrics.
+    pub fn stats(&self) -> &Arc<StorageStats> {
+        &self.inner.stats
+    }
+
+    /// The options the database runs with.
+    pub fn options(&self) -> &DbOptions {
+        &self.inner.opts
+    }
+
+    /// Samples held in memory (active head plus heads being flushed).
+    pub fn head_samples(&self) -> u64 {
+        let heads = self.inner.heads.read();
+        heads.active.num_samples() + heads.flushing.iter().map(|h| h.num_samples()).sum::<u64>()
+    }
+
+    /// Stores samples. Returns once every stored sample is in the WAL (and
+    /// fsynced when configured): a successful return is an acknowledgement.
+    /// Refused samples are counted in the report, not errors; the valid
+    /// samples of the same call are kept.
+    pub async fn append(&self, batch: Vec<SeriesSamples>) -> Result<AppendReport> {
+        let (report, ack) = self.append_to_head(batch)?;
+        if let Some(ack) = ack {
+            ack.wait().await?;
+        }
+        Ok(report)
+    }
+
+    /// The head part of [`Db::append`]: validates times, stores samples in
+    /// the head and queues the WAL record, all under the append lock.
+    fn append_to_head(&self, batch: Vec<SeriesSamples>) -> Result<(AppendReport, Option<WalAck>)> {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(StorageError::ShuttingDown);
+        }
+        let limit = inner.opts.head_max_samples.saturating_mul(2);
+        if self.head_samples() > limit {
+            return Err(StorageError::Overloaded(format!(
+                "{} samples are waiting to be flushed to blocks (limit {limit})",
+                self.head_samples()
+            )));
+        }
+        let hashes: Vec<u64> = batch.iter().map(|s| s.labels.stable_hash()).collect();
+        let mut report = AppendReport::default();
+        let _guard = inner.append_lock.lock();
+
+        // Resolve references; create missing series under the write lock.
+        let mut refs: Vec<Option<SeriesRef>> = {
+            let reg = inner.registry.read();
+            batch
+                .iter()
+                .zip(&hashes)
+                .map(|(s, h)| reg.lookup(*h, &s.labels))
+                .collect()
+        };
+        let mut new_series: Vec<(SeriesRef, usize)> = Vec::new();
+        if refs.iter().any(Option::is_none) {
+            let mut reg = inner.registry.write();
+            for (i, r) in refs.iter_mut().enumerate() {
+                if r.is_none() {
+                    let found = reg.lookup(hashes[i], &batch[i].labels);
+                    *r = Some(match found {
+                        Some(r) => r,
+                        None => {
+                            let nr = reg.create(hashes[i], batch[i].labels.clone());
+                            new_series.push((nr, i));
+                            nr
+                        }
+                    });
+                }
+            }
+            inner.stats.series_created.add(new_series.len() as u64);
+            inner.stats.head_series.set(reg.len() as u64);
+        }
+
+        let now = now_ms();
+        let max_t = inner.max_t.load(Ordering::Relaxed);
+        let min_valid = max_t
+            .saturating_sub(dur_ms(inner.opts.out_of_order_window))
+            .max(now.saturating_sub(dur_ms(inner.opts.retention)));
+        let max_valid = now.saturating_add(dur_ms(inner.opts.future_tolerance));
+        let head = inner.heads.read().active.clone();
+        let mut wal_samples: Vec<(SeriesRef, Sample)> = Vec::new();
+        let mut new_max = max_t;
+        let mut valid = Vec::new();
+        for (i, (series, r)) in batch.iter().zip(&refs).enumerate() {
+            let Some(r) = *r else { continue };
+            valid.clear();
+            for s in &series.samples {
+                let why = if s.t < min_valid {
+                    inner.stats.samples_too_old.inc();
+                    Some(Rejection::TooOld { t: s.t, min_valid })
+                } else if s.t > max_valid {
+                    inner.stats.samples_too_new.inc();
+                    Some(Rejection::TooNew { t: s.t, max_valid })
+                } else {
+                    valid.push(*s);
+                    None
+                };
+                if let Some(why) = why {
+                    report.rejected += 1;
+                    report.first_rejection.get_or_insert((i, why));
+                }
+            }
+            head.insert(r, &valid, |s, outcome| match outcome {
+                InsertOutcome::Stored => {
+                    wal_samples.push((r, *s));
+                    new_max = new_max.max(s.t);
+                }
+                InsertOutcome::Duplicate => report.duplicates += 1,
+                InsertOutcome::Conflict => {
+                    report.rejected += 1;
+                    inner.stats.samples_conflicting.inc();
+                    report
+                        .first_rejection
+                        .get_or_insert((i, Rejection::Conflict { t: s.t }));
+                }
+            });
+        }
+        report.stored = wal_samples.len() as u64;
+        inner.stats.samples_appended.add(report.stored);
+        inner.stats.samples_duplicate.add(report.duplicates);
+        inner.max_t.fetch_max(new_max, Ordering::Relaxed);
+
+        let mut record = Vec::with_capacity(wal_samples.len() * 12 + new_series.len() * 64);
+        if !new_series.is_empty() {
+            let list: Vec<(SeriesRef, &Labels)> = new_series
+                .iter()
+                .map(|(r, i)| (*r, &batch[*i].labels))
+                .collect();
+            encode_series(&mut record, &list);
+        }
+        encode_samples(&mut record, &wal_samples);
+        let ack = (!record.is_empty()).then(|| inner.wal.write(record));
+        Ok((report, ack))
+    }
+
+    /// Stops accepting writes and flushes the head to blocks, leaving an
+    /// empty WAL. Called on shutdown.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::Release);
+        // Wait for appends in flight to queue their WAL records.
+        drop(self.inner.append_lock.lock());
+        self.flush_head().await
+    }
+
+    /// Loaded blocks, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.inner.blocks.read().clone()
+    }
+
+    /// Refreshes the size gauges (blocks, bytes on disk).
+    pub fn refresh_gauges(&self) {
+        let blocks = self.inner.blocks.read();
+        self.inner.stats.blocks.set(blocks.len() as u64);
+        self.inner
+            .stats
+            .block_bytes
+            .set(blocks.iter().map(|b| b.meta.bytes()).sum());
+        drop(blocks);
+        self.inner.stats.wal_bytes.set(self.inner.wal.disk_bytes());
+        self.inner.stats.head_samples.set(self.head_samples());
+        self.inner
+            .stats
+            .head_series
+            .set(self.inner.registry.read().len() as u64);
+    }
+
+    /// Runs head flushes, compaction and retention until `shutdown` fires.
+    pub async fn run_maintenance(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last_compaction = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            if self.head_needs_flush() {
+                if let Err(e) = self.flush_head().await {
+                    tracing::error!(error = %e, "head flush failed; will retry");
+                }
+            }
+            if last_compaction.elapsed() >= Duration::from_secs(10) {
+                last_compaction = std::time::Instant::now();
+                if let Err(e) = self.compact().await {
+                    tracing::error!(error = %e, "compaction failed; will retry");
+                }
+                if let Err(e) = self.apply_retention().await {
+                    tracing::error!(error = %e, "retention failed; will retry");
+                }
+            }
+            self.refresh_gauges();
+        }
+    }
+
+    fn head_needs_flush(&self) -> bool {
+        let head = self.inner.heads.read().active.clone();
+        let n = head.num_samples();
+        n >= self.inner.opts.head_max_samples
+            || (n > 0 && head.age() >= self.inner.opts.head_max_age)
+    }
+}
+
+#[cfg(test)]
+mod tests;

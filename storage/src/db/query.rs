@@ -1,0 +1,176 @@
+//! Reading: merge the head and the blocks into one view per series.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::Db;
+use crate::block::Block;
+use crate::error::Result;
+use crate::head::Head;
+use crate::labels::Labels;
+use crate::matcher::Matcher;
+use crate::read::{SeriesData, SeriesReader};
+use crate::sample::Sample;
+
+/// Merges sample runs of one series given oldest source first: the result
+/// is sorted by time and, where sources disagree at a timestamp, the newest
+/// source's value wins.
+pub(crate) fn merge_sources(mut sources: Vec<Vec<Sample>>) -> Vec<Sample> {
+    sources.retain(|s| !s.is_empty());
+    match sources.len() {
+        0 => Vec::new(),
+        1 => sources.pop().unwrap_or_default(),
+        _ => {
+            let mut all: Vec<(i64, usize, f64)> =
+                Vec::with_capacity(sources.iter().map(Vec::len).sum());
+            for (rank, src) in sources.iter().enumerate() {
+                all.extend(src.iter().map(|s| (s.t, rank, s.v)));
+            }
+            all.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            all.dedup_by_key(|x| x.0);
+            all.into_iter().map(|(t, _, v)| Sample::new(t, v)).collect()
+        }
+    }
+}
+
+impl Db {
+    fn snapshot(&self) -> (Vec<Arc<Block>>, Vec<Arc<Head>>) {
+        let blocks = self.inner.blocks.read().clone();
+        let heads = self.inner.heads.read();
+        let mut hs = heads.flushing.clone();
+        hs.push(heads.active.clone());
+        (blocks, hs)
+    }
+
+    /// Samples of matching series, as rows; used by `select` and compaction tests.
+    pub async fn select_samples(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(Arc<Labels>, Vec<Sample>)>> {
+        let (blocks, heads) = self.snapshot();
+        let mut by_series: BTreeMap<Arc<Labels>, Vec<Vec<Sample>>> = BTreeMap::new();
+        for b in &blocks {
+            let ids = b.select_ids(matchers, start, end);
+            for chunk in b.read_series(&ids, start, end).await? {
+                by_series
+                    .entry(chunk.labels)
+                    .or_default()
+                    .push(chunk.samples);
+            }
+        }
+        {
+            let reg = self.inner.registry.read();
+            for r in reg.postings().select(matchers) {
+                let Some(labels) = reg.labels(r) else {
+                    continue;
+                };
+                for h in &heads {
+                    let mut buf = Vec::new();
+                    h.read(r, start, end, &mut buf);
+                    if !buf.is_empty() {
+                        by_series.entry(labels.clone()).or_default().push(buf);
+                    }
+                }
+            }
+        }
+        Ok(by_series
+            .into_iter()
+            .map(|(l, sources)| (l, merge_sources(sources)))
+            .filter(|(_, s)| !s.is_empty())
+            .collect())
+    }
+
+    fn matching_series(&self, matchers: &[Matcher], start: i64, end: i64) -> BTreeSet<Arc<Labels>> {
+        let (blocks, heads) = self.snapshot();
+        let mut out = BTreeSet::new();
+        for b in &blocks {
+            for id in b.select_ids(matchers, start, end) {
+                if let Some(s) = b.series(id) {
+                    out.insert(s.labels.clone());
+                }
+            }
+        }
+        let reg = self.inner.registry.read();
+        for r in reg.postings().select(matchers) {
+            if heads.iter().any(|h| h.has_samples_in(r, start, end)) {
+                if let Some(l) = reg.labels(r) {
+                    out.insert(l.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl SeriesReader for Db {
+    async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
+        Ok(self
+            .select_samples(matchers, start, end)
+            .await?
+            .into_iter()
+            .map(|(labels, samples)| SeriesData {
+                labels,
+                timestamps: samples.iter().map(|s| s.t).collect(),
+                values: samples.iter().map(|s| s.v).collect(),
+            })
+            .collect())
+    }
+
+    async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
+        Ok(self
+            .matching_series(matchers, start, end)
+            .into_iter()
+            .collect())
+    }
+
+    async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+        let mut names = BTreeSet::new();
+        for l in self.matching_series(matchers, start, end) {
+            for label in l.iter() {
+                if !names.contains(label.name.as_str()) {
+                    names.insert(label.name.clone());
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    async fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>> {
+        let mut values = BTreeSet::new();
+        for l in self.matching_series(matchers, start, end) {
+            if let Some(v) = l.get(name) {
+                if !values.contains(v) {
+                    values.insert(v.to_string());
+                }
+            }
+        }
+        Ok(values.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_source_wins_on_equal_timestamps() {
+        let old = vec![Sample::new(1, 1.0), Sample::new(2, 2.0)];
+        let new = vec![Sample::new(2, 20.0), Sample::new(3, 3.0)];
+        assert_eq!(
+            merge_sources(vec![old, new]),
+            vec![
+                Sample::new(1, 1.0),
+                Sample::new(2, 20.0),
+                Sample::new(3, 3.0)
+            ]
+        );
+    }
+}

@@ -1,0 +1,251 @@
+use std::time::Duration;
+
+use super::*;
+use crate::matcher::Matcher;
+use crate::read::SeriesReader;
+
+fn opts(dir: &std::path::Path) -> DbOptions {
+    let mut o = DbOptions::new(dir);
+    o.wal_fsync = false;
+    o
+}
+
+fn series(name: &str, host: &str, samples: &[(i64, f64)]) -> SeriesSamples {
+    SeriesSamples {
+        labels: Labels::from_pairs([("__name__", name), ("host", host)]),
+        samples: samples.iter().map(|(t, v)| Sample::new(*t, *v)).collect(),
+    }
+}
+
+async fn read_all(db: &Db, name: &str) -> Vec<(String, Vec<(i64, f64)>)> {
+    db.select(&[Matcher::equal("__name__", name)], i64::MIN, i64::MAX)
+        .await
+        .expect("select")
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels.get("host").unwrap_or_default().to_string(),
+                s.timestamps.into_iter().zip(s.values).collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn samples_survive_flush_compaction_and_reopen() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 30 * 60_000;
+    let db = Db::open(opts(tmp.path())).await.expect("open");
+    let stale = f64::from_bits(crate::STALE_NAN_BITS);
+    let rep = db
+        .append(vec![
+            series(
+                "cpu",
+                "a",
+                &[(t0, 1.5), (t0 + 15_000, 2.25), (t0 + 30_000, stale)],
+            ),
+            series("cpu", "b", &[(t0, 1e300), (t0 + 15_000, -0.0)]),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(rep.stored, 5);
+    let before = read_all(&db, "cpu").await;
+    db.flush_head().await.expect("flush");
+    assert_eq!(db.blocks().len(), 1);
+    db.append(vec![series("cpu", "a", &[(t0 + 45_000, 3.0)])])
+        .await
+        .expect("append");
+    db.flush_head().await.expect("flush");
+    assert_eq!(db.blocks().len(), 2);
+    let mut expected = before.clone();
+    expected[0].1.push((t0 + 45_000, 3.0));
+    let check = |got: Vec<(String, Vec<(i64, f64)>)>| {
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(g.0, e.0);
+            let gb: Vec<(i64, u64)> = g.1.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+            let eb: Vec<(i64, u64)> = e.1.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+            assert_eq!(gb, eb);
+        }
+    };
+    check(read_all(&db, "cpu").await);
+    drop(db);
+
+    // Reopen: blocks load from disk, the partition is still open so it
+    // merges only at fan-in; force a merge by lowering the fan-in.
+    let mut o = opts(tmp.path());
+    o.compaction_fan_in = 2;
+    let db = Db::open(o).await.expect("reopen");
+    check(read_all(&db, "cpu").await);
+    db.compact().await.expect("compact");
+    assert_eq!(db.blocks().len(), 1);
+    assert_eq!(db.blocks()[0].meta.level, 1);
+    check(read_all(&db, "cpu").await);
+    let files = std::fs::read_dir(tmp.path().join("blocks"))
+        .expect("dir")
+        .count();
+    assert_eq!(files, 1, "source blocks are deleted after compaction");
+}
+
+#[tokio::test]
+async fn unflushed_samples_are_replayed_from_the_wal() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 60_000;
+    {
+        let db = Db::open(opts(tmp.path())).await.expect("open");
+        db.append(vec![series("up", "a", &[(t0, 1.0), (t0 + 1, 0.0)])])
+            .await
+            .expect("append");
+        db.flush_head().await.expect("flush");
+        db.append(vec![
+            series("up", "a", &[(t0 + 2, 1.0)]),
+            series("up", "b", &[(t0, 7.0)]),
+        ])
+        .await
+        .expect("append");
+        // Dropped without close(): as after kill -9.
+    }
+    let db = Db::open(opts(tmp.path())).await.expect("reopen");
+    let got = read_all(&db, "up").await;
+    assert_eq!(
+        got,
+        vec![
+            (
+                "a".to_string(),
+                vec![(t0, 1.0), (t0 + 1, 0.0), (t0 + 2, 1.0)]
+            ),
+            ("b".to_string(), vec![(t0, 7.0)])
+        ]
+    );
+}
+
+#[tokio::test]
+async fn retried_writes_are_stored_once_even_across_a_flush() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 60_000;
+    let mut o = opts(tmp.path());
+    o.compaction_fan_in = 2;
+    let db = Db::open(o).await.expect("open");
+    let req = || vec![series("req", "a", &[(t0, 1.0), (t0 + 10, 2.0)])];
+    assert_eq!(db.append(req()).await.expect("append").stored, 2);
+    let again = db.append(req()).await.expect("append");
+    assert_eq!((again.stored, again.duplicates), (0, 2));
+    db.flush_head().await.expect("flush");
+    assert_eq!(
+        db.append(req()).await.expect("append").stored,
+        2,
+        "head no longer has them"
+    );
+    db.flush_head().await.expect("flush");
+    assert_eq!(
+        read_all(&db, "req").await[0].1,
+        vec![(t0, 1.0), (t0 + 10, 2.0)]
+    );
+    db.compact().await.expect("compact");
+    assert_eq!(db.blocks().len(), 1);
+    assert_eq!(db.blocks()[0].meta.num_samples, 2);
+}
+
+#[tokio::test]
+async fn out_of_window_and_conflicting_samples_are_rejected_others_kept() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let now = now_ms();
+    let db = Db::open(opts(tmp.path())).await.expect("open");
+    db.append(vec![series("x", "a", &[(now, 1.0)])])
+        .await
+        .expect("append");
+    let rep = db
+        .append(vec![
+            series("x", "a", &[(now - 2 * 3600 * 1000, 1.0), (now - 1000, 2.0)]),
+            series("x", "b", &[(now + 3600 * 1000, 1.0)]),
+            series("x", "a", &[(now, 5.0)]),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(rep.stored, 1);
+    assert_eq!(rep.rejected, 3);
+    assert!(matches!(
+        rep.first_rejection,
+        Some((0, Rejection::TooOld { .. }))
+    ));
+    assert_eq!(db.stats().samples_too_old.get(), 1);
+    assert_eq!(db.stats().samples_too_new.get(), 1);
+    assert_eq!(db.stats().samples_conflicting.get(), 1);
+    assert_eq!(
+        read_all(&db, "x").await[0].1,
+        vec![(now - 1000, 2.0), (now, 1.0)]
+    );
+}
+
+#[tokio::test]
+async fn settled_partitions_merge_and_retention_drops_old_blocks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let day = 24 * 3600 * 1000;
+    let old = now_ms() - 25 * day;
+    let recent = now_ms() - 10 * day;
+    // Write with a 30-day out-of-order window and 40-day retention ...
+    let mut backfill = opts(tmp.path());
+    backfill.out_of_order_window = Duration::from_secs(24 * 3600 * 30);
+    backfill.retention = Duration::from_secs(24 * 3600 * 40);
+    let db = Db::open(backfill).await.expect("open");
+    for t in [recent, recent + 1000, old, now_ms()] {
+        db.append(vec![series("m", "a", &[(t, 1.0)])])
+            .await
+            .expect("append");
+        db.flush_head().await.expect("flush");
+    }
+    drop(db);
+    // ... then run with the defaults (1 h window) and 20 days retention.
+    let mut o = opts(tmp.path());
+    o.retention = Duration::from_secs(24 * 3600 * 20);
+    let db = Db::open(o).await.expect("open");
+    assert_eq!(db.blocks().len(), 4);
+    db.compact().await.expect("compact");
+    assert_eq!(
+        db.blocks().len(),
+        3,
+        "the settled partition merged into one block"
+    );
+    db.apply_retention().await.expect("retention");
+    assert_eq!(db.blocks().len(), 2);
+    assert_eq!(db.stats().retention_deletions.get(), 1);
+    assert_eq!(read_all(&db, "m").await[0].1.len(), 3);
+}
+
+#[tokio::test]
+async fn label_apis_see_head_and_blocks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 60_000;
+    let db = Db::open(opts(tmp.path())).await.expect("open");
+    db.append(vec![series("a", "h1", &[(t0, 1.0)])])
+        .await
+        .expect("append");
+    db.flush_head().await.expect("flush");
+    db.append(vec![series("b", "h2", &[(t0 + 5, 1.0)])])
+        .await
+        .expect("append");
+    let names = db
+        .label_values("__name__", &[], i64::MIN, i64::MAX)
+        .await
+        .expect("values");
+    assert_eq!(names, vec!["a", "b"]);
+    let hosts = db
+        .label_values(
+            "host",
+            &[Matcher::equal("__name__", "a")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .await
+        .expect("values");
+    assert_eq!(hosts, vec!["h1"]);
+    assert_eq!(
+        db.label_names(&[], i64::MIN, i64::MAX)
+            .await
+            .expect("names"),
+        vec!["__name__", "host"]
+    );
+    let s = db.series(&[], t0 + 1, t0 + 10).await.expect("series");
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].metric_name(), Some("b"));
+}

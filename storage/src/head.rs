@@ -1,0 +1,329 @@
+//! The in-memory head: the series registry (labels, references, postings)
+//! and the recent samples of each series, sorted by time.
+//!
+//! The registry outlives a head: when the head is cut into blocks a fresh
+//! head takes its place while the registry keeps the references that the
+//! write-ahead log uses.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::labels::{Labels, SharedLabels};
+use crate::postings::Postings;
+use crate::sample::Sample;
+
+/// A global series reference, stable for as long as the series is live.
+pub type SeriesRef = u64;
+
+/// Maps label sets to series references and indexes them by label.
+#[derive(Debug, Default)]
+pub struct SeriesRegistry {
+    by_hash: HashMap<u64, Vec<SeriesRef>>,
+    series: HashMap<SeriesRef, SharedLabels>,
+    postings: Postings<SeriesRef>,
+    next_ref: SeriesRef,
+}
+
+impl SeriesRegistry {
+    /// An empty registry whose first reference is 1.
+    pub fn new() -> Self {
+        SeriesRegistry {
+            next_ref: 1,
+            ..Default::default()
+        }
+    }
+
+    /// The reference of a known label set.
+    pub fn lookup(&self, hash: u64, labels: &Labels) -> Option<SeriesRef> {
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|r| self.series.get(r).is_some_and(|l| **l == *labels))
+    }
+
+    /// Registers a new series and returns its reference. The caller has
+    /// checked with [`SeriesRegistry::lookup`] that it is new.
+    pub fn create(&mut self, hash: u64, labels: Labels) -> SeriesRef {
+        let r = self.next_ref;
+        self.next_ref += 1;
+        self.insert_with_ref(r, hash, labels);
+        r
+    }
+
+    /// Registers a series under a given reference (write-ahead log replay).
+    pub fn insert_with_ref(&mut self, r: SeriesRef, hash: u64, labels: Labels) {
+        if self.series.contains_key(&r) {
+            return;
+        }
+        self.postings.insert(r, &labels);
+        self.by_hash.entry(hash).or_default().push(r);
+        self.series.insert(r, Arc::new(labels));
+        self.next_ref = self.next_ref.max(r + 1);
+    }
+
+    /// Labels of a reference.
+    pub fn labels(&self, r: SeriesRef) -> Option<&SharedLabels> {
+        self.series.get(&r)
+    }
+
+    /// The postings index over live series.
+    pub fn postings(&self) -> &Postings<SeriesRef> {
+        &self.postings
+    }
+
+    /// Number of live series.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// True when no series is registered.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Forgets every series not in `keep`; returns how many were dropped.
+    pub fn retain(&mut self, keep: &BTreeSet<SeriesRef>) -> usize {
+        let dead: BTreeSet<SeriesRef> = self
+            .series
+            .keys()
+            .filter(|r| !keep.contains(r))
+            .copied()
+            .collect();
+        if dead.is_empty() {
+            return 0;
+        }
+        let series = &self.series;
+        self.postings
+            .remove_all(&dead, |r| series.get(&r).map(|l| &**l));
+        for r in &dead {
+            if let Some(labels) = self.series.remove(r) {
+                let h = labels.stable_hash();
+                if let Some(v) = self.by_hash.get_mut(&h) {
+                    v.retain(|x| x != r);
+                    if v.is_empty() {
+                        self.by_hash.remove(&h);
+                    }
+                }
+            }
+        }
+        dead.len()
+    }
+
+    /// Every live series, for a write-ahead log checkpoint.
+    pub fn all(&self) -> impl Iterator<Item = (SeriesRef, &SharedLabels)> {
+        self.series.iter().map(|(r, l)| (*r, l))
+    }
+}
+
+/// What happened to one sample offered to the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Stored.
+    Stored,
+    /// An identical sample (same time, same value bits) was already stored.
+    Duplicate,
+    /// Another value is already stored at this timestamp; the new one is
+    /// refused (Prometheus' "duplicate sample for timestamp").
+    Conflict,
+}
+
+const SHARDS: usize = 32;
+
+/// Recent samples of every series, sharded by reference to spread locking.
+#[derive(Debug)]
+pub struct Head {
+    shards: Vec<Mutex<HashMap<SeriesRef, Vec<Sample>>>>,
+    samples: AtomicU64,
+    min_t: AtomicI64,
+    max_t: AtomicI64,
+    created: std::time::Instant,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Head {
+    /// An empty head.
+    pub fn new() -> Self {
+        Head {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            samples: AtomicU64::new(0),
+            min_t: AtomicI64::new(i64::MAX),
+            max_t: AtomicI64::new(i64::MIN),
+            created: std::time::Instant::now(),
+        }
+    }
+
+    fn shard(&self, r: SeriesRef) -> &Mutex<HashMap<SeriesRef, Vec<Sample>>> {
+        &self.shards[(r as usize) % SHARDS]
+    }
+
+    /// Offers samples of one series; `on_stored` sees each sample stored.
+    pub fn insert(
+        &self,
+        r: SeriesRef,
+        samples: &[Sample],
+        mut on_outcome: impl FnMut(&Sample, InsertOutcome),
+    ) {
+        let mut shard = self.shard(r).lock();
+        let buf = shard.entry(r).or_default();
+        let mut stored = 0u64;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for s in samples {
+            let outcome = insert_sorted(buf, *s);
+            if outcome == InsertOutcome::Stored {
+                stored += 1;
+                lo = lo.min(s.t);
+                hi = hi.max(s.t);
+            }
+            on_outcome(s, outcome);
+        }
+        drop(shard);
+        if stored > 0 {
+            self.samples.fetch_add(stored, Ordering::Relaxed);
+            self.min_t.fetch_min(lo, Ordering::Relaxed);
+            self.max_t.fetch_max(hi, Ordering::Relaxed);
+        }
+    }
+
+    /// Samples of `r` within `[start, end]` (inclusive), appended to `out`.
+    pub fn read(&self, r: SeriesRef, start: i64, end: i64, out: &mut Vec<Sample>) {
+        let shard = self.shard(r).lock();
+        if let Some(buf) = shard.get(&r) {
+            let from = buf.partition_point(|s| s.t < start);
+            let to = buf.partition_point(|s| s.t <= end);
+            if from < to {
+                out.extend_from_slice(&buf[from..to]);
+            }
+        }
+    }
+
+    /// True when the head holds samples of `r` overlapping `[start, end]`.
+    pub fn has_samples_in(&self, r: SeriesRef, start: i64, end: i64) -> bool {
+        let shard = self.shard(r).lock();
+        shard.get(&r).is_some_and(|buf| {
+            let from = buf.partition_point(|s| s.t < start);
+            from < buf.len() && buf[from].t <= end
+        })
+    }
+
+    /// Number of samples stored.
+    pub fn num_samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// Smallest and largest stored timestamp, if any sample is stored.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let lo = self.min_t.load(Ordering::Relaxed);
+        let hi = self.max_t.load(Ordering::Relaxed);
+        (lo <= hi).then_some((lo, hi))
+    }
+
+    /// How long ago this head was started.
+    pub fn age(&self) -> std::time::Duration {
+        self.created.elapsed()
+    }
+
+    /// References of every series with samples.
+    pub fn series_refs(&self) -> BTreeSet<SeriesRef> {
+        let mut out = BTreeSet::new();
+        for s in &self.shards {
+            out.extend(s.lock().keys().copied());
+        }
+        out
+    }
+
+    /// Takes all samples out, for writing a block. The head is then empty.
+    pub fn drain(&self) -> Vec<(SeriesRef, Vec<Sample>)> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            out.extend(s.lock().drain());
+        }
+        out
+    }
+
+    /// A copy of all samples (the head stays readable while it is flushed).
+    pub fn snapshot(&self) -> Vec<(SeriesRef, Vec<Sample>)> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            out.extend(s.lock().iter().map(|(r, v)| (*r, v.clone())));
+        }
+        out
+    }
+}
+
+fn insert_sorted(buf: &mut Vec<Sample>, s: Sample) -> InsertOutcome {
+    match buf.last() {
+        None => {
+            buf.push(s);
+            return InsertOutcome::Stored;
+        }
+        Some(last) if last.t < s.t => {
+            buf.push(s);
+            return InsertOutcome::Stored;
+        }
+        _ => {}
+    }
+    match buf.binary_search_by(|x| x.t.cmp(&s.t)) {
+        Ok(i) if buf[i].same_as(&s) => InsertOutcome::Duplicate,
+        Ok(_) => InsertOutcome::Conflict,
+        Err(i) => {
+            buf.insert(i, s);
+            InsertOutcome::Stored
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_keeps_samples_sorted_and_deduplicated() {
+        let head = Head::new();
+        let mut outcomes = Vec::new();
+        let samples = [
+            Sample::new(20, 2.0),
+            Sample::new(10, 1.0),
+            Sample::new(20, 2.0),
+            Sample::new(20, 3.0),
+            Sample::new(30, 4.0),
+        ];
+        head.insert(1, &samples, |_, o| outcomes.push(o));
+        assert_eq!(
+            outcomes,
+            vec![
+                InsertOutcome::Stored,
+                InsertOutcome::Stored,
+                InsertOutcome::Duplicate,
+                InsertOutcome::Conflict,
+                InsertOutcome::Stored
+            ]
+        );
+        let mut out = Vec::new();
+        head.read(1, 10, 25, &mut out);
+        assert_eq!(out, vec![Sample::new(10, 1.0), Sample::new(20, 2.0)]);
+        assert_eq!(head.num_samples(), 3);
+        assert_eq!(head.time_range(), Some((10, 30)));
+    }
+
+    #[test]
+    fn registry_finds_and_forgets_series() {
+        let mut reg = SeriesRegistry::new();
+        let a = Labels::from_pairs([("__name__", "a")]);
+        let b = Labels::from_pairs([("__name__", "b")]);
+        let ra = reg.create(a.stable_hash(), a.clone());
+        let rb = reg.create(b.stable_hash(), b.clone());
+        assert_eq!(reg.lookup(a.stable_hash(), &a), Some(ra));
+        assert_eq!(reg.retain(&BTreeSet::from([rb])), 1);
+        assert_eq!(reg.lookup(a.stable_hash(), &a), None);
+        assert_eq!(reg.postings().all(), &[rb]);
+    }
+}

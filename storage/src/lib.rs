@@ -1,0 +1,27 @@
+//! Sightline storage: the data model (labels, series, samples), the
+//! write-ahead log, the in-memory head, immutable Parquet blocks in an
+//! object store, compaction and retention.
+//!
+//! This is the lowest layer: it depends on no other Sightline crate.
+//! Writers call [`Db::append`]; readers use the [`SeriesReader`] trait.
+
+#![warn(missing_docs)]
+
+pub mod block;
+mod db;
+pub mod error;
+pub mod head;
+pub mod labels;
+pub mod matcher;
+pub mod postings;
+pub mod read;
+pub mod sample;
+pub mod stats;
+pub mod wal;
+
+pub use db::{AppendReport, Db, DbOptions, Rejection, SeriesSamples, now_ms};
+pub use error::{Result, StorageError};
+pub use labels::{Label, LabelError, LabelLimits, Labels};
+pub use matcher::{MatchOp, Matcher};
+pub use read::{SeriesData, SeriesReader};
+pub use sample::{STALE_NAN_BITS, Sample};
