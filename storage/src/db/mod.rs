@@ -120,10 +120,21 @@ pub struct AppendReport {
     pub stored: u64,
     /// Samples already stored identically (retries), not stored again.
     pub duplicates: u64,
-    /// Samples refused.
-    pub rejected: u64,
+    /// Samples refused as too old.
+    pub too_old: u64,
+    /// Samples refused as too far in the future.
+    pub too_new: u64,
+    /// Samples refused because another value has their timestamp.
+    pub conflicts: u64,
     /// The first refused sample: index of its series in the request and why.
     pub first_rejection: Option<(usize, Rejection)>,
+}
+
+impl AppendReport {
+    /// All refused samples.
+    pub fn rejected(&self) -> u64 {
+        self.too_old + self.too_new + self.conflicts
+    }
 }
 
 /// One series' samples offered for storage; labels already validated.
@@ -200,7 +211,7 @@ impl Db {
     /// fsynced when configured): a successful return is an acknowledgement.
     /// Refused samples are counted in the report, not errors; the valid
     /// samples of the same call are kept.
-    pub async fn append(&self, batch: Vec<SeriesSamples>) -> Result<AppendReport> {
+    pub async fn append(&self, batch: &[SeriesSamples]) -> Result<AppendReport> {
         let (report, ack) = self.append_to_head(batch)?;
         if let Some(ack) = ack {
             ack.wait().await?;
@@ -210,7 +221,7 @@ impl Db {
 
     /// The head part of [`Db::append`]: validates times, stores samples in
     /// the head and queues the WAL record, all under the append lock.
-    fn append_to_head(&self, batch: Vec<SeriesSamples>) -> Result<(AppendReport, Option<WalAck>)> {
+    fn append_to_head(&self, batch: &[SeriesSamples]) -> Result<(AppendReport, Option<WalAck>)> {
         let inner = &*self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(StorageError::ShuttingDown);
@@ -270,17 +281,16 @@ impl Db {
             valid.clear();
             for s in &series.samples {
                 let why = if s.t < min_valid {
-                    inner.stats.samples_too_old.inc();
+                    report.too_old += 1;
                     Some(Rejection::TooOld { t: s.t, min_valid })
                 } else if s.t > max_valid {
-                    inner.stats.samples_too_new.inc();
+                    report.too_new += 1;
                     Some(Rejection::TooNew { t: s.t, max_valid })
                 } else {
                     valid.push(*s);
                     None
                 };
                 if let Some(why) = why {
-                    report.rejected += 1;
                     report.first_rejection.get_or_insert((i, why));
                 }
             }
@@ -291,8 +301,7 @@ impl Db {
                 }
                 InsertOutcome::Duplicate => report.duplicates += 1,
                 InsertOutcome::Conflict => {
-                    report.rejected += 1;
-                    inner.stats.samples_conflicting.inc();
+                    report.conflicts += 1;
                     report
                         .first_rejection
                         .get_or_insert((i, Rejection::Conflict { t: s.t }));
@@ -302,6 +311,9 @@ impl Db {
         report.stored = wal_samples.len() as u64;
         inner.stats.samples_appended.add(report.stored);
         inner.stats.samples_duplicate.add(report.duplicates);
+        inner.stats.samples_too_old.add(report.too_old);
+        inner.stats.samples_too_new.add(report.too_new);
+        inner.stats.samples_conflicting.add(report.conflicts);
         inner.max_t.fetch_max(new_max, Ordering::Relaxed);
 
         let mut record = Vec::with_capacity(wal_samples.len() * 12 + new_series.len() * 64);

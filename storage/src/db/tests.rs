@@ -38,7 +38,7 @@ async fn samples_survive_flush_compaction_and_reopen() {
     let db = Db::open(opts(tmp.path())).await.expect("open");
     let stale = f64::from_bits(crate::STALE_NAN_BITS);
     let rep = db
-        .append(vec![
+        .append(&[
             series(
                 "cpu",
                 "a",
@@ -52,7 +52,7 @@ async fn samples_survive_flush_compaction_and_reopen() {
     let before = read_all(&db, "cpu").await;
     db.flush_head().await.expect("flush");
     assert_eq!(db.blocks().len(), 1);
-    db.append(vec![series("cpu", "a", &[(t0 + 45_000, 3.0)])])
+    db.append(&[series("cpu", "a", &[(t0 + 45_000, 3.0)])])
         .await
         .expect("append");
     db.flush_head().await.expect("flush");
@@ -93,11 +93,11 @@ async fn unflushed_samples_are_replayed_from_the_wal() {
     let t0 = now_ms() - 60_000;
     {
         let db = Db::open(opts(tmp.path())).await.expect("open");
-        db.append(vec![series("up", "a", &[(t0, 1.0), (t0 + 1, 0.0)])])
+        db.append(&[series("up", "a", &[(t0, 1.0), (t0 + 1, 0.0)])])
             .await
             .expect("append");
         db.flush_head().await.expect("flush");
-        db.append(vec![
+        db.append(&[
             series("up", "a", &[(t0 + 2, 1.0)]),
             series("up", "b", &[(t0, 7.0)]),
         ])
@@ -127,12 +127,12 @@ async fn retried_writes_are_stored_once_even_across_a_flush() {
     o.compaction_fan_in = 2;
     let db = Db::open(o).await.expect("open");
     let req = || vec![series("req", "a", &[(t0, 1.0), (t0 + 10, 2.0)])];
-    assert_eq!(db.append(req()).await.expect("append").stored, 2);
-    let again = db.append(req()).await.expect("append");
+    assert_eq!(db.append(&req()).await.expect("append").stored, 2);
+    let again = db.append(&req()).await.expect("append");
     assert_eq!((again.stored, again.duplicates), (0, 2));
     db.flush_head().await.expect("flush");
     assert_eq!(
-        db.append(req()).await.expect("append").stored,
+        db.append(&req()).await.expect("append").stored,
         2,
         "head no longer has them"
     );
@@ -151,11 +151,11 @@ async fn out_of_window_and_conflicting_samples_are_rejected_others_kept() {
     let tmp = tempfile::tempdir().expect("tmp");
     let now = now_ms();
     let db = Db::open(opts(tmp.path())).await.expect("open");
-    db.append(vec![series("x", "a", &[(now, 1.0)])])
+    db.append(&[series("x", "a", &[(now, 1.0)])])
         .await
         .expect("append");
     let rep = db
-        .append(vec![
+        .append(&[
             series("x", "a", &[(now - 2 * 3600 * 1000, 1.0), (now - 1000, 2.0)]),
             series("x", "b", &[(now + 3600 * 1000, 1.0)]),
             series("x", "a", &[(now, 5.0)]),
@@ -163,7 +163,7 @@ async fn out_of_window_and_conflicting_samples_are_rejected_others_kept() {
         .await
         .expect("append");
     assert_eq!(rep.stored, 1);
-    assert_eq!(rep.rejected, 3);
+    assert_eq!(rep.rejected(), 3);
     assert!(matches!(
         rep.first_rejection,
         Some((0, Rejection::TooOld { .. }))
@@ -189,7 +189,7 @@ async fn settled_partitions_merge_and_retention_drops_old_blocks() {
     backfill.retention = Duration::from_secs(24 * 3600 * 40);
     let db = Db::open(backfill).await.expect("open");
     for t in [recent, recent + 1000, old, now_ms()] {
-        db.append(vec![series("m", "a", &[(t, 1.0)])])
+        db.append(&[series("m", "a", &[(t, 1.0)])])
             .await
             .expect("append");
         db.flush_head().await.expect("flush");
@@ -217,11 +217,11 @@ async fn label_apis_see_head_and_blocks() {
     let tmp = tempfile::tempdir().expect("tmp");
     let t0 = now_ms() - 60_000;
     let db = Db::open(opts(tmp.path())).await.expect("open");
-    db.append(vec![series("a", "h1", &[(t0, 1.0)])])
+    db.append(&[series("a", "h1", &[(t0, 1.0)])])
         .await
         .expect("append");
     db.flush_head().await.expect("flush");
-    db.append(vec![series("b", "h2", &[(t0 + 5, 1.0)])])
+    db.append(&[series("b", "h2", &[(t0 + 5, 1.0)])])
         .await
         .expect("append");
     let names = db

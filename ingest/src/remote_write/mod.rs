@@ -1,0 +1,278 @@
+//! Prometheus remote write 1.0 and 2.0 at `POST /api/v1/write`.
+//!
+//! Content negotiation follows the 2.0 specification: the `proto`
+//! parameter of `Content-Type` selects the message; no parameter means 1.0.
+//! Bodies are snappy block format.
+
+pub mod proto;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prost::Message;
+use sightline_storage::labels::validate_labels;
+use sightline_storage::{Label, LabelLimits, Sample, SeriesSamples};
+
+use crate::stats::{Protocol, RejectReason};
+use crate::{Conversion, IngestError, IngestState, StoreOutcome};
+
+/// `proto` parameter value of remote write 1.0.
+pub const PROTO_V1: &str = "prometheus.WriteRequest";
+/// `proto` parameter value of remote write 2.0.
+pub const PROTO_V2: &str = "io.prometheus.write.v2.Request";
+
+/// Which message a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// `prometheus.WriteRequest`.
+    V1,
+    /// `io.prometheus.write.v2.Request`.
+    V2,
+}
+
+/// Reads the message version from `Content-Type` and checks
+/// `Content-Encoding`; anything else is a 415.
+pub fn negotiate(headers: &HeaderMap) -> Result<Version, IngestError> {
+    let encoding = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    if let Some(enc) = encoding {
+        if !enc.is_empty() && enc != "snappy" {
+            return Err(IngestError::UnsupportedMediaType(format!(
+                "unsupported Content-Encoding {enc:?}: remote write bodies must be snappy-compressed (Content-Encoding: snappy)"
+            )));
+        }
+    }
+    let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(Version::V1);
+    };
+    let ct = ct.to_str().unwrap_or("?");
+    let mut parts = ct.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("").to_ascii_lowercase();
+    if media != "application/x-protobuf" {
+        return Err(IngestError::UnsupportedMediaType(format!(
+            "unsupported Content-Type {ct:?}: expected application/x-protobuf (remote write 1.0) or application/x-protobuf;proto={PROTO_V2}"
+        )));
+    }
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("proto") {
+                return match v.trim().trim_matches('"') {
+                    PROTO_V1 => Ok(Version::V1),
+                    PROTO_V2 => Ok(Version::V2),
+                    other => Err(IngestError::UnsupportedMediaType(format!(
+                        "unsupported remote write message {other:?}: this server accepts {PROTO_V1} and {PROTO_V2}"
+                    ))),
+                };
+            }
+        }
+    }
+    Ok(Version::V1)
+}
+
+/// Decompresses a snappy block-format body within `max_decoded` bytes.
+pub fn decompress(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, IngestError> {
+    let len = snap::raw::decompress_len(body)
+        .map_err(|e| IngestError::BadRequest(format!("corrupt snappy body: {e}")))?;
+    if len > max_decoded {
+        return Err(IngestError::TooLarge(format!(
+            "decompressed body would be {len} bytes, more than the limit of {max_decoded} (ingest.max_decoded_bytes)"
+        )));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| IngestError::BadRequest(format!("corrupt snappy body: {e}")))
+}
+
+/// Renders labels as they arrived, for error messages.
+fn describe(labels: &[Label]) -> String {
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+/// Validates one series and adds it to the conversion, or records why not.
+fn push_series(
+    conv: &mut Conversion,
+    labels: Vec<Label>,
+    samples: Vec<Sample>,
+    limits: &LabelLimits,
+) {
+    if samples.is_empty() {
+        return;
+    }
+    let n = samples.len() as u64;
+    let shown = describe(&labels);
+    match validate_labels(labels, limits) {
+        Ok(labels) => conv.batch.push(SeriesSamples { labels, samples }),
+        Err(e) => conv.problems.add(RejectReason::InvalidSeries, n, || {
+            format!("invalid series {shown}: {e}")
+        }),
+    }
+}
+
+/// Converts a 1.0 request.
+pub fn convert_v1(req: proto::WriteRequest, limits: &LabelLimits) -> Conversion {
+    let mut conv = Conversion::default();
+    conv.batch.reserve(req.timeseries.len());
+    for ts in req.timeseries {
+        let labels: Vec<Label> = ts
+            .labels
+            .into_iter()
+            .map(|l| Label {
+                name: l.name,
+                value: l.value,
+            })
+            .collect();
+        if !ts.histograms.is_empty() {
+            let shown = describe(&labels);
+            conv.problems.add(RejectReason::Unsupported, ts.histograms.len() as u64, || {
+                format!("series {shown}: native histogram samples are not supported yet; send classic histograms")
+            });
+        }
+        let samples = ts
+            .samples
+            .iter()
+            .map(|s| Sample::new(s.timestamp, s.value))
+            .collect();
+        push_series(&mut conv, labels, samples, limits);
+    }
+    conv
+}
+
+/// Converts a 2.0 request, resolving symbol references.
+pub fn convert_v2(req: proto::RequestV2, limits: &LabelLimits) -> Result<Conversion, IngestError> {
+    if req.symbols.first().is_some_and(|s| !s.is_empty()) {
+        return Err(IngestError::BadRequest(
+            "remote write 2.0: symbols[0] must be the empty string".into(),
+        ));
+    }
+    let mut conv = Conversion::default();
+    conv.batch.reserve(req.timeseries.len());
+    let sym = |r: u32| req.symbols.get(r as usize);
+    for (i, ts) in req.timeseries.into_iter().enumerate() {
+        if ts.labels_refs.len() % 2 != 0 {
+            return Err(IngestError::BadRequest(format!(
+                "remote write 2.0: timeseries[{i}] has an odd number of labels_refs ({})",
+                ts.labels_refs.len()
+            )));
+        }
+        let mut labels = Vec::with_capacity(ts.labels_refs.len() / 2);
+        for pair in ts.labels_refs.chunks_exact(2) {
+            match (sym(pair[0]), sym(pair[1])) {
+                (Some(n), Some(v)) => labels.push(Label::new(n.clone(), v.clone())),
+                _ => {
+                    return Err(IngestError::BadRequest(format!(
+                        "remote write 2.0: timeseries[{i}] references symbol {} but the table has {} entries",
+                        pair[0].max(pair[1]),
+                        req.symbols.len()
+                    )));
+                }
+            }
+        }
+        if !ts.histograms.is_empty() {
+            let shown = describe(&labels);
+            conv.problems.add(RejectReason::Unsupported, ts.histograms.len() as u64, || {
+                format!("series {shown}: native histogram samples are not supported yet; send classic histograms")
+            });
+        }
+        let samples = ts
+            .samples
+            .iter()
+            .map(|s| Sample::new(s.timestamp, s.value))
+            .collect();
+        push_series(&mut conv, labels, samples, limits);
+    }
+    Ok(conv)
+}
+
+/// `POST /api/v1/write`.
+pub async fn handle(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let version = negotiate(&headers);
+    let protocol = match version {
+        Ok(Version::V2) => Protocol::RemoteWriteV2,
+        _ => Protocol::RemoteWriteV1,
+    };
+    let result = async {
+        let version = version?;
+        let body = body.map_err(|e| body_error(e, state.opts.max_request_bytes))?;
+        let _permit = state.admit()?;
+        let raw = decompress(&body, state.opts.max_decoded_bytes)?;
+        let conv = match version {
+            Version::V1 => convert_v1(
+                proto::WriteRequest::decode(raw.as_slice()).map_err(|e| {
+                    IngestError::BadRequest(format!(
+                        "cannot decode prometheus.WriteRequest protobuf: {e}"
+                    ))
+                })?,
+                &state.opts.label_limits,
+            ),
+            Version::V2 => convert_v2(
+                proto::RequestV2::decode(raw.as_slice()).map_err(|e| {
+                    IngestError::BadRequest(format!(
+                        "cannot decode io.prometheus.write.v2.Request protobuf: {e}"
+                    ))
+                })?,
+                &state.opts.label_limits,
+            )?,
+        };
+        state.store(conv).await
+    }
+    .await;
+    state.stats.request(
+        protocol,
+        result.as_ref().is_ok_and(|o| o.problems.first().is_none()),
+    );
+    respond(protocol, result)
+}
+
+/// Maps a body extraction failure: too large is 413, anything else 400.
+pub fn body_error(e: BytesRejection, limit: usize) -> IngestError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        IngestError::TooLarge(format!(
+            "request body is larger than the limit of {limit} bytes (ingest.max_request_bytes)"
+        ))
+    } else {
+        IngestError::BadRequest(format!("cannot read request body: {e}"))
+    }
+}
+
+fn respond(protocol: Protocol, result: Result<StoreOutcome, IngestError>) -> Response {
+    let (mut resp, written) = match result {
+        Err(e) => (e.into_response(), 0),
+        Ok(out) => match out.problems.first() {
+            Some(msg) => (
+                (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response(),
+                out.accepted,
+            ),
+            None => (StatusCode::NO_CONTENT.into_response(), out.accepted),
+        },
+    };
+    if matches!(protocol, Protocol::RemoteWriteV2) {
+        let h = resp.headers_mut();
+        h.insert(
+            "X-Prometheus-Remote-Write-Samples-Written",
+            HeaderValue::from(written),
+        );
+        h.insert(
+            "X-Prometheus-Remote-Write-Histograms-Written",
+            HeaderValue::from(0u64),
+        );
+        h.insert(
+            "X-Prometheus-Remote-Write-Exemplars-Written",
+            HeaderValue::from(0u64),
+        );
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests;
