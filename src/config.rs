@@ -1,0 +1,331 @@
+//! The configuration file (`--config`, YAML) and its validation.
+//!
+//! Every section has defaults, so an empty file is valid; unknown keys are
+//! errors so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use sightline_ingest::otlp::OtlpOptions;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Listen addresses and data directory.
+    pub server: ServerSection,
+    /// Storage settings.
+    pub storage: StorageSection,
+    /// Ingest limits.
+    pub ingest: IngestSection,
+    /// OTLP translation, spelled as in Prometheus' `otlp:` block.
+    pub otlp: OtlpOptions,
+}
+
+/// `server:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Data directory (flag `--data-dir` wins).
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address (flag `--http-listen` wins).
+    pub http_listen: Option<String>,
+    /// OTLP gRPC listen address (flag `--grpc-listen` wins).
+    pub grpc_listen: Option<String>,
+}
+
+/// `storage:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// How long blocks are kept, e.g. `15d` (flag `--retention` wins).
+    pub retention: Option<String>,
+    /// How far behind the newest sample writes are still accepted.
+    pub out_of_order_window: Option<String>,
+    /// How far ahead of the clock writes are accepted.
+    pub future_tolerance: Option<String>,
+    /// fsync the WAL before acknowledging (default true).
+    pub wal_fsync: Option<bool>,
+    /// WAL segment size in bytes.
+    pub wal_segment_bytes: Option<u64>,
+    /// Head samples that trigger a flush to blocks.
+    pub head_max_samples: Option<u64>,
+    /// Head age that triggers a flush, e.g. `15m`.
+    pub head_max_age: Option<String>,
+    /// Block time partition, e.g. `2h`.
+    pub block_duration: Option<String>,
+    /// zstd level of block files (1-22).
+    pub zstd_level: Option<i32>,
+}
+
+/// `ingest:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Largest request body in bytes.
+    pub max_request_bytes: Option<usize>,
+    /// Largest decompressed body in bytes.
+    pub max_decoded_bytes: Option<usize>,
+    /// Concurrent write requests; more get 429.
+    pub max_inflight_requests: Option<usize>,
+    /// Labels per series.
+    pub max_labels_per_series: Option<usize>,
+    /// Bytes per label name or value.
+    pub max_label_bytes: Option<usize>,
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--http-listen`
+    pub http_listen: Option<String>,
+    /// `--grpc-listen`
+    pub grpc_listen: Option<String>,
+    /// `--retention`
+    pub retention: Option<String>,
+}
+
+/// The checked configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// gRPC listen address.
+    pub grpc_listen: SocketAddr,
+    /// Storage options.
+    pub storage: sightline_storage::DbOptions,
+    /// Ingest options.
+    pub ingest: sightline_ingest::IngestOptions,
+}
+
+/// Parses a Prometheus duration such as `15d`, `1h30m`, `500ms`.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        bail!("empty duration");
+    }
+    let mut total_ms: u128 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            bail!("invalid duration {s:?}: expected a number, e.g. 15d, 1h30m, 500ms");
+        }
+        let n: u128 = rest[..digits]
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_ms: u128 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            u => bail!("invalid duration {s:?}: unknown unit {u:?} (use ms, s, m, h, d, w, y)"),
+        };
+        rest = &rest[unit_len..];
+        total_ms += n * unit_ms;
+    }
+    Ok(Duration::from_millis(
+        u64::try_from(total_ms).context("duration too long")?,
+    ))
+}
+
+fn addr(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse().with_context(|| {
+        format!("invalid {what} address {s:?}: expected HOST:PORT such as 127.0.0.1:9780")
+    })
+}
+
+impl Config {
+    /// Reads the file (if any), applies flag overrides and validates.
+    pub fn load(path: Option<&std::path::Path>, flags: &Overrides) -> anyhow::Result<Config> {
+        let file = match path {
+            None => FileConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                Self::parse(&text)
+                    .with_context(|| format!("invalid config file {}", p.display()))?
+            }
+        };
+        Self::resolve(file, flags)
+    }
+
+    /// Parses YAML text.
+    pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+        if text.trim().is_empty() {
+            return Ok(FileConfig::default());
+        }
+        Ok(serde_saphyr::from_str(text)?)
+    }
+
+    /// Merges file and flags into a checked configuration.
+    pub fn resolve(file: FileConfig, flags: &Overrides) -> anyhow::Result<Config> {
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.server.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let http_listen = addr(
+            "HTTP listen",
+            flags
+                .http_listen
+                .as_deref()
+                .or(file.server.http_listen.as_deref())
+                .unwrap_or("127.0.0.1:9780"),
+        )?;
+        let grpc_listen = addr(
+            "gRPC listen",
+            flags
+                .grpc_listen
+                .as_deref()
+                .or(file.server.grpc_listen.as_deref())
+                .unwrap_or("127.0.0.1:4317"),
+        )?;
+        let mut storage = sightline_storage::DbOptions::new(data_dir.clone());
+        let st = file.storage;
+        let dur = |name: &str, v: Option<&str>, d: Duration| -> anyhow::Result<Duration> {
+            v.map_or(Ok(d), |s| {
+                parse_duration(s).with_context(|| format!("storage.{name}"))
+            })
+        };
+        storage.retention = dur(
+            "retention",
+            flags.retention.as_deref().or(st.retention.as_deref()),
+            storage.retention,
+        )?;
+        storage.out_of_order_window = dur(
+            "out_of_order_window",
+            st.out_of_order_window.as_deref(),
+            storage.out_of_order_window,
+        )?;
+        storage.future_tolerance = dur(
+            "future_tolerance",
+            st.future_tolerance.as_deref(),
+            storage.future_tolerance,
+        )?;
+        storage.head_max_age = dur(
+            "head_max_age",
+            st.head_max_age.as_deref(),
+            storage.head_max_age,
+        )?;
+        storage.partition = dur(
+            "block_duration",
+            st.block_duration.as_deref(),
+            storage.partition,
+        )?;
+        storage.wal_fsync = st.wal_fsync.unwrap_or(storage.wal_fsync);
+        storage.wal_segment_bytes = st.wal_segment_bytes.unwrap_or(storage.wal_segment_bytes);
+        storage.head_max_samples = st.head_max_samples.unwrap_or(storage.head_max_samples);
+        storage.zstd_level = st.zstd_level.unwrap_or(storage.zstd_level);
+        if storage.retention.is_zero() {
+            bail!("storage.retention must be positive");
+        }
+        if storage.partition < Duration::from_secs(60) {
+            bail!("storage.block_duration must be at least 1m");
+        }
+        if !(1..=22).contains(&storage.zstd_level) {
+            bail!(
+                "storage.zstd_level must be between 1 and 22, got {}",
+                storage.zstd_level
+            );
+        }
+        if storage.head_max_samples == 0 {
+            bail!("storage.head_max_samples must be positive");
+        }
+        let mut ingest = sightline_ingest::IngestOptions::default();
+        let ing = file.ingest;
+        ingest.max_request_bytes = ing.max_request_bytes.unwrap_or(ingest.max_request_bytes);
+        ingest.max_decoded_bytes = ing.max_decoded_bytes.unwrap_or(ingest.max_decoded_bytes);
+        ingest.max_inflight_requests = ing
+            .max_inflight_requests
+            .unwrap_or(ingest.max_inflight_requests);
+        ingest.label_limits.max_labels = ing
+            .max_labels_per_series
+            .unwrap_or(ingest.label_limits.max_labels);
+        ingest.label_limits.max_label_bytes = ing
+            .max_label_bytes
+            .unwrap_or(ingest.label_limits.max_label_bytes);
+        ingest.otlp = file.otlp;
+        if ingest.max_request_bytes == 0 || ingest.max_inflight_requests == 0 {
+            bail!("ingest.max_request_bytes and ingest.max_inflight_requests must be positive");
+        }
+        Ok(Config {
+            data_dir,
+            http_listen,
+            grpc_listen,
+            storage,
+            ingest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_prometheus() {
+        assert_eq!(
+            parse_duration("15d").ok(),
+            Some(Duration::from_secs(15 * 86400))
+        );
+        assert_eq!(
+            parse_duration("1h30m").ok(),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sightline.example.yml");
+        let cfg =
+            Config::load(Some(&path), &Overrides::default()).expect("example config is valid");
+        assert_eq!(cfg.storage.retention, Duration::from_secs(15 * 86400));
+        assert_eq!(
+            cfg.ingest.otlp.promote_resource_attributes,
+            vec!["k8s.cluster.name", "k8s.namespace.name"]
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_and_unknown_keys_fail() {
+        let file = Config::parse("storage:\n  retention: 30d\n").expect("parse");
+        let flags = Overrides {
+            retention: Some("2d".into()),
+            ..Default::default()
+        };
+        let cfg = Config::resolve(file, &flags).expect("resolve");
+        assert_eq!(cfg.storage.retention, Duration::from_secs(2 * 86400));
+        let err = Config::parse("storage:\n  retension: 30d\n").expect_err("typo");
+        assert!(format!("{err:#}").contains("retension"), "{err:#}");
+        let err = Config::resolve(
+            Config::parse("storage:\n  zstd_level: 40\n").expect("parse"),
+            &Overrides::default(),
+        )
+        .expect_err("bad level");
+        assert!(err.to_string().contains("zstd_level"));
+    }
+}

@@ -1,0 +1,211 @@
+//! `GET /metrics`: Sightline's own metrics in the Prometheus text format,
+//! named `sightline_<area>_<name>_<unit>`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use sightline_ingest::stats::{IngestStats, Protocol, RejectReason};
+use sightline_storage::stats::{LatencyHistogram, StorageStats};
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn single(out: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {v}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &LatencyHistogram) {
+    family(out, name, "histogram", help);
+    let (buckets, count, sum) = h.snapshot();
+    for (le, c) in buckets {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {c}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {count}");
+}
+
+/// Resident memory and CPU time of this process, from /proc.
+fn process_metrics(out: &mut String) {
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        if let Some(pages) = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u64>().ok())
+        {
+            single(
+                out,
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                pages * 4096,
+            );
+        }
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name (which may hold spaces) start at ')'.
+        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if let (Some(u), Some(s)) = (f.get(11), f.get(12)) {
+                let ticks = u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0);
+                single(
+                    out,
+                    "process_cpu_seconds_total",
+                    "counter",
+                    "Total user and system CPU time spent in seconds.",
+                    ticks / 100.0,
+                );
+            }
+        }
+    }
+}
+
+/// Renders every metric.
+pub fn render(storage: &StorageStats, ingest: &IngestStats) -> String {
+    let mut out = String::with_capacity(8192);
+    family(
+        &mut out,
+        "sightline_ingest_samples_rejected_total",
+        "counter",
+        "Samples refused at ingest, by reason.",
+    );
+    for r in RejectReason::ALL {
+        let _ = writeln!(
+            out,
+            "sightline_ingest_samples_rejected_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            ingest.rejected(r)
+        );
+    }
+    single(
+        &mut out,
+        "sightline_ingest_samples_accepted_total",
+        "counter",
+        "Samples acknowledged to writers (new or already stored).",
+        ingest.samples_accepted.load(Ordering::Relaxed),
+    );
+    family(
+        &mut out,
+        "sightline_ingest_requests_total",
+        "counter",
+        "Write requests, by protocol.",
+    );
+    for p in Protocol::ALL {
+        let _ = writeln!(
+            out,
+            "sightline_ingest_requests_total{{protocol=\"{}\"}} {}",
+            p.as_str(),
+            ingest.requests[p as usize].load(Ordering::Relaxed)
+        );
+    }
+    single(
+        &mut out,
+        "sightline_ingest_requests_failed_total",
+        "counter",
+        "Write requests answered with an error or partial rejection.",
+        ingest.requests_failed.load(Ordering::Relaxed),
+    );
+    let s = storage;
+    single(
+        &mut out,
+        "sightline_storage_samples_appended_total",
+        "counter",
+        "Samples stored in the head.",
+        s.samples_appended.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_samples_duplicate_total",
+        "counter",
+        "Identical samples written again and stored once.",
+        s.samples_duplicate.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_series_created_total",
+        "counter",
+        "Series created in the head.",
+        s.series_created.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_head_series",
+        "gauge",
+        "Series in the head.",
+        s.head_series.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_head_samples",
+        "gauge",
+        "Samples held in memory.",
+        s.head_samples.get(),
+    );
+    histogram(
+        &mut out,
+        "sightline_storage_wal_fsync_duration_seconds",
+        "WAL fsync latency.",
+        &s.wal_fsync_seconds,
+    );
+    single(
+        &mut out,
+        "sightline_storage_wal_written_bytes_total",
+        "counter",
+        "Bytes written to the WAL.",
+        s.wal_bytes_written.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_wal_corruptions_total",
+        "counter",
+        "Torn or corrupt WAL regions cut off at start-up.",
+        s.wal_corruptions.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_wal_bytes",
+        "gauge",
+        "Bytes of WAL segments on disk.",
+        s.wal_bytes.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_head_flushes_total",
+        "counter",
+        "Head flushes to blocks.",
+        s.head_flushes.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_compactions_total",
+        "counter",
+        "Block compactions.",
+        s.compactions.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_retention_deleted_blocks_total",
+        "counter",
+        "Blocks deleted by retention.",
+        s.retention_deletions.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_blocks",
+        "gauge",
+        "Blocks loaded.",
+        s.blocks.get(),
+    );
+    single(
+        &mut out,
+        "sightline_storage_block_bytes",
+        "gauge",
+        "Bytes of block files.",
+        s.block_bytes.get(),
+    );
+    process_metrics(&mut out);
+    out
+}

@@ -1,0 +1,140 @@
+//! `sightline serve`: opens storage, binds the HTTP and gRPC listeners,
+//! runs maintenance, and on SIGTERM/SIGINT stops accepting, flushes the
+//! head to blocks and returns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use sightline_ingest::IngestState;
+use sightline_query::ApiState;
+use sightline_storage::Db;
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+#[derive(Clone)]
+struct NodeState {
+    ingest: IngestState,
+    ready: Arc<AtomicBool>,
+}
+
+async fn ready(State(st): State<NodeState>) -> impl IntoResponse {
+    if st.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "Sightline is Ready.\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sightline is not ready: starting or shutting down.\n",
+        )
+    }
+}
+
+async fn healthy() -> impl IntoResponse {
+    (StatusCode::OK, "Sightline is Healthy.\n")
+}
+
+async fn metrics(State(st): State<NodeState>) -> impl IntoResponse {
+    st.ingest.db.refresh_gauges();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(st.ingest.db.stats(), &st.ingest.stats),
+    )
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+    }
+}
+
+/// Runs the node until a termination signal, then shuts down cleanly.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let db = Db::open(cfg.storage.clone())
+        .await
+        .with_context(|| format!("cannot open storage in {}", cfg.data_dir.display()))?;
+    let ingest = IngestState::new(db.clone(), cfg.ingest.clone());
+    let node = NodeState {
+        ingest: ingest.clone(),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let app = Router::new()
+        .route("/-/ready", get(ready))
+        .route("/-/healthy", get(healthy))
+        .route("/metrics", get(metrics))
+        .with_state(node.clone())
+        .merge(sightline_ingest::router(ingest.clone()))
+        .merge(sightline_query::router(ApiState::new(Arc::new(db.clone()))));
+
+    let http = tokio::net::TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http-listen)", cfg.http_listen))?;
+    let grpc = tokio::net::TcpListener::bind(cfg.grpc_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--grpc-listen)", cfg.grpc_listen))?;
+    let http_addr = http.local_addr()?;
+    let grpc_addr = grpc.local_addr()?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let maintenance = tokio::spawn(db.clone().run_maintenance(stop_rx.clone()));
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(sightline_ingest::otlp::grpc_service(ingest.clone()))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc),
+                async move {
+                    let _ = grpc_stop.wait_for(|s| *s).await;
+                },
+            ),
+    );
+    node.ready.store(true, Ordering::Release);
+    tracing::info!(http = %http_addr, grpc = %grpc_addr, data_dir = %cfg.data_dir.display(), "sightline ready");
+
+    shutdown_signal().await;
+    node.ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    match http_task.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "http server failed"),
+        Err(e) => tracing::error!(error = %e, "http server task failed"),
+        Ok(Ok(())) => {}
+    }
+    match grpc_task.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "grpc server failed"),
+        Err(e) => tracing::error!(error = %e, "grpc server task failed"),
+        Ok(Ok(())) => {}
+    }
+    let _ = maintenance.await;
+    db.close()
+        .await
+        .context("flushing the head to blocks at shutdown")?;
+    tracing::info!("shutdown complete: all data flushed to blocks");
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Test harness: starts the real `sightline` binary on loopback ports and
+//! talks to it like a client would.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use serde_json::Value;
+use sightline_ingest::remote_write::proto;
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `sightline serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// HTTP address.
+    pub http: SocketAddr,
+    /// gRPC address.
+    pub grpc: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Where stderr goes.
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary on fresh ports and waits until `/-/ready` is 200.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Self::start_on(data_dir, http, grpc, extra)
+    }
+
+    /// Starts the binary on the given addresses.
+    pub fn start_on(data_dir: &Path, http: SocketAddr, grpc: SocketAddr, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = data_dir.with_extension(format!("log.{}", std::process::id()));
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--http-listen")
+            .arg(http.to_string())
+            .arg("--grpc-listen")
+            .arg(grpc.to_string())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn sightline");
+        let mut s = Server {
+            child: Some(child),
+            http,
+            grpc,
+            data_dir: data_dir.to_path_buf(),
+            log,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let client = client();
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!(
+                        "sightline exited during start-up with {status}: {}",
+                        self.log_text()
+                    );
+                }
+            }
+            if let Ok(r) = client.get(self.url("/-/ready")).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sightline not ready after 60 s: {}", self.log_text());
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let ok = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A blocking HTTP client with a timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A series for remote write: labels (sorted by the caller) and samples.
+pub fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
+    proto::TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| proto::Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|(t, v)| proto::Sample {
+                value: *v,
+                timestamp: *t,
+            })
+            .collect(),
+        exemplars: vec![],
+        histograms: vec![],
+    }
+}
+
+/// Sends a remote write 1.0 request; returns status and body.
+pub fn remote_write(server: &Server, series: Vec<proto::TimeSeries>) -> (u16, String) {
+    let raw = proto::WriteRequest {
+        timeseries: series,
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy");
+    match client()
+        .post(server.url("/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+    {
+        Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// One exported series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exported {
+    /// Labels as a JSON object.
+    pub metric: serde_json::Map<String, Value>,
+    /// Timestamps (ms).
+    pub timestamps: Vec<i64>,
+    /// Values as JSON (numbers or "NaN"/"StaleNaN"/"+Inf"/"-Inf").
+    pub values: Vec<Value>,
+}
+
+/// Reads `/api/v1/export` for a selector.
+pub fn export(server: &Server, selector: &str) -> Vec<Exported> {
+    let r = client()
+        .get(server.url("/api/v1/export"))
+        .query(&[("match[]", selector)])
+        .send()
+        .expect("export");
+    assert!(
+        r.status().is_success(),
+        "export failed: {}",
+        r.text().unwrap_or_default()
+    );
+    r.text()
+        .expect("body")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json line");
+            Exported {
+                metric: v["metric"].as_object().cloned().unwrap_or_default(),
+                timestamps: v["timestamps"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                    .unwrap_or_default(),
+                values: v["values"].as_array().cloned().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A small deterministic PRNG (xorshift64*), so test runs repeat.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `[lo, hi)`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo).max(1)
+    }
+}
+
+/// Sum of the sizes of files named `*.wal` below `dir`.
+pub fn wal_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("wal"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
