@@ -30,20 +30,19 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &LatencyHistogram) {
 
 /// Resident memory and CPU time of this process, from /proc.
 fn process_metrics(out: &mut String) {
-    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
-        if let Some(pages) = statm
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm")
+        && let Some(pages) = statm
             .split_whitespace()
             .nth(1)
             .and_then(|p| p.parse::<u64>().ok())
-        {
-            single(
-                out,
-                "process_resident_memory_bytes",
-                "gauge",
-                "Resident memory size in bytes.",
-                pages * 4096,
-            );
-        }
+    {
+        single(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            pages * 4096,
+        );
     }
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
         // Fields after the command name (which may hold spaces) start at ')'.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
 use crate::error::{Result, StorageError};
@@ -526,10 +526,7 @@ fn writer_loop(opts: WalOptions, mut seg: Segment, rx: Receiver<Msg>, stats: Arc
             }
             drained += 1;
             if drained < 1024 {
-                next = match rx.try_recv() {
-                    Ok(m) => Some(m),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                };
+                next = rx.try_recv().ok();
             }
         }
         commit_group(&mut seg, &opts, &stats, &mut failed, &mut pending);
@@ -555,10 +552,10 @@ fn commit_group(
     if pending.is_empty() {
         return;
     }
-    if failed.is_none() {
-        if let Err(e) = seg.commit(opts.fsync, stats) {
-            *failed = Some(format!("commit {}: {e}", seg.path.display()));
-        }
+    if failed.is_none()
+        && let Err(e) = seg.commit(opts.fsync, stats)
+    {
+        *failed = Some(format!("commit {}: {e}", seg.path.display()));
     }
     if let Some(e) = failed {
         tracing::error!(error = %e, "wal: write failed; refusing writes until restart");

@@ -78,18 +78,18 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = client();
         while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    panic!(
-                        "sightline exited during start-up with {status}: {}",
-                        self.log_text()
-                    );
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!(
+                    "sightline exited during start-up with {status}: {}",
+                    self.log_text()
+                );
             }
-            if let Ok(r) = client.get(self.url("/-/ready")).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(self.url("/-/ready")).send()
+                && r.status().is_success()
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -84,10 +84,10 @@ impl BlockStore {
     pub fn remove_local_dir(&self, prefix: &ObjectPath) {
         if let Some(root) = &self.local_root {
             let dir = root.join(prefix.as_ref());
-            if let Err(e) = std::fs::remove_dir(&dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove block directory");
-                }
+            if let Err(e) = std::fs::remove_dir(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove block directory");
             }
         }
     }

@@ -154,13 +154,13 @@ impl BlockWriter {
         let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
             return Ok(());
         };
-        if let Some(prev) = self.index.last() {
-            if *prev.labels >= *labels {
-                return Err(StorageError::CorruptBlock {
-                    block: "(being written)".into(),
-                    reason: format!("series out of order: {labels} after {}", prev.labels),
-                });
-            }
+        if let Some(prev) = self.index.last()
+            && *prev.labels >= *labels
+        {
+            return Err(StorageError::CorruptBlock {
+                block: "(being written)".into(),
+                reason: format!("series out of order: {labels} after {}", prev.labels),
+            });
         }
         let id = u32::try_from(self.index.len()).map_err(|_| StorageError::CorruptBlock {
             block: "(being written)".into(),

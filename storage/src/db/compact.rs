@@ -17,6 +17,9 @@ use crate::error::Result;
 use crate::labels::Labels;
 use crate::sample::Sample;
 
+/// Where one series lives in the blocks being merged: (block index, id).
+type Locations = Vec<(usize, u32)>;
+
 /// Samples read from the source blocks per merge step; bounds memory.
 const MERGE_BATCH_SAMPLES: u64 = 1_000_000;
 
@@ -73,7 +76,7 @@ impl Db {
     async fn merge_blocks(&self, sources: &[Arc<Block>]) -> Result<()> {
         let inner = &*self.inner;
         let started = std::time::Instant::now();
-        let mut series: BTreeMap<Arc<Labels>, Vec<(usize, u32)>> = BTreeMap::new();
+        let mut series: BTreeMap<Arc<Labels>, Locations> = BTreeMap::new();
         for (bi, b) in sources.iter().enumerate() {
             for (id, s) in b.all_series().iter().enumerate() {
                 series
@@ -89,7 +92,7 @@ impl Db {
             partition_end: first.partition_end,
             level: sources.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1,
         })?;
-        let entries: Vec<(Arc<Labels>, Vec<(usize, u32)>)> = series.into_iter().collect();
+        let entries: Vec<(Arc<Labels>, Locations)> = series.into_iter().collect();
         let mut i = 0;
         while i < entries.len() {
             // Take series until the batch holds enough samples.

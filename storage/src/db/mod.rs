@@ -372,10 +372,10 @@ impl Db {
             if *shutdown.borrow() {
                 return;
             }
-            if self.head_needs_flush() {
-                if let Err(e) = self.flush_head().await {
-                    tracing::error!(error = %e, "head flush failed; will retry");
-                }
+            if self.head_needs_flush()
+                && let Err(e) = self.flush_head().await
+            {
+                tracing::error!(error = %e, "head flush failed; will retry");
             }
             if last_compaction.elapsed() >= Duration::from_secs(10) {
                 last_compaction = std::time::Instant::now();

@@ -94,10 +94,10 @@ impl Db {
         }
         let reg = self.inner.registry.read();
         for r in reg.postings().select(matchers) {
-            if heads.iter().any(|h| h.has_samples_in(r, start, end)) {
-                if let Some(l) = reg.labels(r) {
-                    out.insert(l.clone());
-                }
+            if heads.iter().any(|h| h.has_samples_in(r, start, end))
+                && let Some(l) = reg.labels(r)
+            {
+                out.insert(l.clone());
             }
         }
         out
@@ -146,10 +146,10 @@ impl SeriesReader for Db {
     ) -> Result<Vec<String>> {
         let mut values = BTreeSet::new();
         for l in self.matching_series(matchers, start, end) {
-            if let Some(v) = l.get(name) {
-                if !values.contains(v) {
-                    values.insert(v.to_string());
-                }
+            if let Some(v) = l.get(name)
+                && !values.contains(v)
+            {
+                values.insert(v.to_string());
             }
         }
         Ok(values.into_iter().collect())
