@@ -34,10 +34,10 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
             };
             ms.push(Matcher::new(op, m.name, m.value).map_err(|e| e.to_string())?);
         }
-        if let Some(name) = &vs.name {
-            if !ms.iter().any(|m| m.name == METRIC_NAME) {
-                ms.push(Matcher::equal(METRIC_NAME, name.clone()));
-            }
+        if let Some(name) = &vs.name
+            && !ms.iter().any(|m| m.name == METRIC_NAME)
+        {
+            ms.push(Matcher::equal(METRIC_NAME, name.clone()));
         }
         if ms.iter().all(Matcher::matches_empty) {
             return Err(format!(

@@ -63,7 +63,7 @@ pub fn any_value_string(v: &AnyValue) -> String {
     }
 }
 
-fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<String> {
+fn attr(attrs: &[KeyValue], key: &str) -> Option<String> {
     attrs
         .iter()
         .find(|kv| kv.key == key)

@@ -38,12 +38,13 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Version, IngestError> {
     let encoding = headers
         .get(axum::http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    if let Some(enc) = encoding {
-        if !enc.is_empty() && enc != "snappy" {
-            return Err(IngestError::UnsupportedMediaType(format!(
-                "unsupported Content-Encoding {enc:?}: remote write bodies must be snappy-compressed (Content-Encoding: snappy)"
-            )));
-        }
+    if let Some(enc) = encoding
+        && !enc.is_empty()
+        && enc != "snappy"
+    {
+        return Err(IngestError::UnsupportedMediaType(format!(
+            "unsupported Content-Encoding {enc:?}: remote write bodies must be snappy-compressed (Content-Encoding: snappy)"
+        )));
     }
     let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) else {
         return Ok(Version::V1);
@@ -57,16 +58,16 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Version, IngestError> {
         )));
     }
     for p in parts {
-        if let Some((k, v)) = p.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("proto") {
-                return match v.trim().trim_matches('"') {
-                    PROTO_V1 => Ok(Version::V1),
-                    PROTO_V2 => Ok(Version::V2),
-                    other => Err(IngestError::UnsupportedMediaType(format!(
-                        "unsupported remote write message {other:?}: this server accepts {PROTO_V1} and {PROTO_V2}"
-                    ))),
-                };
-            }
+        if let Some((k, v)) = p.split_once('=')
+            && k.trim().eq_ignore_ascii_case("proto")
+        {
+            return match v.trim().trim_matches('"') {
+                PROTO_V1 => Ok(Version::V1),
+                PROTO_V2 => Ok(Version::V2),
+                other => Err(IngestError::UnsupportedMediaType(format!(
+                    "unsupported remote write message {other:?}: this server accepts {PROTO_V1} and {PROTO_V2}"
+                ))),
+            };
         }
     }
     Ok(Version::V1)
