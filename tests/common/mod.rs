@@ -280,3 +280,75 @@ pub fn wal_bytes(dir: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The path of an external program a test needs. When it is missing the
+/// test is skipped with a loud message, unless `SIGHTLINE_REQUIRE_EXTERNAL`
+/// is set (as `.ci/run` does), in which case the test fails.
+pub fn require_tool(name: &str, install_hint: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_some() {
+            panic!("{name} is required but not installed: {install_hint}");
+        }
+        eprintln!("SKIPPED: {name} is not installed ({install_hint}); .ci/run installs it");
+    }
+    found
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Proc(pub Option<Child>);
+
+impl Proc {
+    /// Spawns `cmd` with output discarded to `log`.
+    pub fn spawn(mut cmd: Command, log: &Path) -> Proc {
+        let f = std::fs::File::create(log).expect("log file");
+        let f2 = f.try_clone().expect("log file");
+        let child = cmd.stdout(f).stderr(f2).spawn().expect("spawn");
+        Proc(Some(child))
+    }
+
+    /// Sends SIGTERM and waits up to 60 s for the exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `url` until it answers 2xx or 60 s pass.
+pub fn wait_http_ok(url: &str) {
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if c.get(url).send().is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{url} did not come up within 60 s");
+}
