@@ -1,0 +1,72 @@
+//! The Python OpenTelemetry SDK (`opentelemetry-sdk`,
+//! `opentelemetry-exporter-otlp-proto-grpc`) sends metrics to Sightline
+//! over OTLP gRPC; every value must arrive under the name Prometheus 3
+//! would give it, with `job`/`instance` from the resource.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn python_has_otel() -> bool {
+    Command::new("python3")
+        .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn python_sdk_metrics_arrive_over_grpc() {
+    if require_tool("python3", "apt-get install python3").is_none() {
+        return;
+    }
+    if !python_has_otel() {
+        let hint = "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc";
+        assert!(std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(), "{hint}");
+        eprintln!("SKIPPED: the OpenTelemetry Python SDK is not installed ({hint})");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let srv = Server::start(&tmp.path().join("data"), &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel/send_metrics.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(srv.grpc.to_string())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        srv.log_text()
+    );
+    let expected: serde_json::Map<String, Value> =
+        serde_json::from_slice(&out.stdout).expect("expected values as JSON");
+    let stored = export(&srv, "{job=\"mail/spam-scanner\"}");
+    for (want_series, want_value) in &expected {
+        let (name, matchers) = want_series.split_once('{').unwrap_or((want_series, ""));
+        let extra: Vec<(String, String)> = matchers
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').expect("k=v");
+                (k.to_string(), v.trim_matches('"').to_string())
+            })
+            .collect();
+        let hit = stored.iter().find(|e| {
+            e.metric.get("__name__").and_then(Value::as_str) == Some(name)
+                && extra.iter().all(|(k, v)| e.metric.get(k).and_then(Value::as_str) == Some(v.as_str()))
+        });
+        let Some(hit) = hit else {
+            let names: Vec<_> = stored.iter().map(|e| e.metric.clone()).collect();
+            panic!("{want_series} not stored; stored: {names:#?}");
+        };
+        assert_eq!(hit.metric.get("instance").and_then(Value::as_str), Some("pod-7"), "{want_series}");
+        let got = hit.values.last().and_then(Value::as_f64).expect("numeric value");
+        let want = want_value.as_f64().expect("number");
+        assert!((got - want).abs() < 1e-9, "{want_series}: got {got}, want {want}");
+    }
+}
