@@ -114,9 +114,7 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let mut total_ms: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             bail!("invalid duration {s:?}: expected a number, e.g. 15d, 1h30m, 500ms");
         }
@@ -124,9 +122,7 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
             .parse()
             .with_context(|| format!("invalid duration {s:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit_ms: u128 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,
@@ -146,9 +142,8 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
 }
 
 fn addr(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
-    s.parse().with_context(|| {
-        format!("invalid {what} address {s:?}: expected HOST:PORT such as 127.0.0.1:9780")
-    })
+    s.parse()
+        .with_context(|| format!("invalid {what} address {s:?}: expected HOST:PORT such as 127.0.0.1:9780"))
 }
 
 impl Config {
@@ -157,10 +152,9 @@ impl Config {
         let file = match path {
             None => FileConfig::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read config file {}", p.display()))?;
-                Self::parse(&text)
-                    .with_context(|| format!("invalid config file {}", p.display()))?
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+                Self::parse(&text).with_context(|| format!("invalid config file {}", p.display()))?
             }
         };
         Self::resolve(file, flags)
@@ -200,9 +194,7 @@ impl Config {
         let mut storage = sightline_storage::DbOptions::new(data_dir.clone());
         let st = file.storage;
         let dur = |name: &str, v: Option<&str>, d: Duration| -> anyhow::Result<Duration> {
-            v.map_or(Ok(d), |s| {
-                parse_duration(s).with_context(|| format!("storage.{name}"))
-            })
+            v.map_or(Ok(d), |s| parse_duration(s).with_context(|| format!("storage.{name}")))
         };
         storage.retention = dur(
             "retention",
@@ -219,16 +211,8 @@ impl Config {
             st.future_tolerance.as_deref(),
             storage.future_tolerance,
         )?;
-        storage.head_max_age = dur(
-            "head_max_age",
-            st.head_max_age.as_deref(),
-            storage.head_max_age,
-        )?;
-        storage.partition = dur(
-            "block_duration",
-            st.block_duration.as_deref(),
-            storage.partition,
-        )?;
+        storage.head_max_age = dur("head_max_age", st.head_max_age.as_deref(), storage.head_max_age)?;
+        storage.partition = dur("block_duration", st.block_duration.as_deref(), storage.partition)?;
         storage.wal_fsync = st.wal_fsync.unwrap_or(storage.wal_fsync);
         storage.wal_segment_bytes = st.wal_segment_bytes.unwrap_or(storage.wal_segment_bytes);
         storage.head_max_samples = st.head_max_samples.unwrap_or(storage.head_max_samples);
@@ -252,16 +236,11 @@ impl Config {
         let ing = file.ingest;
         ingest.max_request_bytes = ing.max_request_bytes.unwrap_or(ingest.max_request_bytes);
         ingest.max_decoded_bytes = ing.max_decoded_bytes.unwrap_or(ingest.max_decoded_bytes);
-        ingest.max_inflight_requests = ing
-            .max_inflight_requests
-            .unwrap_or(ingest.max_inflight_requests);
-        ingest.label_limits.max_labels = ing
-            .max_labels_per_series
-            .unwrap_or(ingest.label_limits.max_labels);
-        ingest.label_limits.max_label_bytes = ing
-            .max_label_bytes
-            .unwrap_or(ingest.label_limits.max_label_bytes);
+        ingest.max_inflight_requests = ing.max_inflight_requests.unwrap_or(ingest.max_inflight_requests);
+        ingest.label_limits.max_labels = ing.max_labels_per_series.unwrap_or(ingest.label_limits.max_labels);
+        ingest.label_limits.max_label_bytes = ing.max_label_bytes.unwrap_or(ingest.label_limits.max_label_bytes);
         ingest.otlp = file.otlp;
+        storage.label_limits = ingest.label_limits;
         if ingest.max_request_bytes == 0 || ingest.max_inflight_requests == 0 {
             bail!("ingest.max_request_bytes and ingest.max_inflight_requests must be positive");
         }
@@ -281,18 +260,9 @@ mod tests {
 
     #[test]
     fn durations_parse_like_prometheus() {
-        assert_eq!(
-            parse_duration("15d").ok(),
-            Some(Duration::from_secs(15 * 86400))
-        );
-        assert_eq!(
-            parse_duration("1h30m").ok(),
-            Some(Duration::from_secs(5400))
-        );
-        assert_eq!(
-            parse_duration("500ms").ok(),
-            Some(Duration::from_millis(500))
-        );
+        assert_eq!(parse_duration("15d").ok(), Some(Duration::from_secs(15 * 86400)));
+        assert_eq!(parse_duration("1h30m").ok(), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms").ok(), Some(Duration::from_millis(500)));
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("1x").is_err());
         assert!(parse_duration("").is_err());
@@ -301,8 +271,7 @@ mod tests {
     #[test]
     fn example_config_loads() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sightline.example.yml");
-        let cfg =
-            Config::load(Some(&path), &Overrides::default()).expect("example config is valid");
+        let cfg = Config::load(Some(&path), &Overrides::default()).expect("example config is valid");
         assert_eq!(cfg.storage.retention, Duration::from_secs(15 * 86400));
         assert_eq!(
             cfg.ingest.otlp.promote_resource_attributes,

@@ -63,9 +63,7 @@ fn main() -> anyhow::Result<()> {
                 retention,
             };
             let cfg = config::Config::load(config.as_deref(), &flags)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server::serve(cfg))
         }
     }

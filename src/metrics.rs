@@ -31,10 +31,7 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &LatencyHistogram) {
 /// Resident memory and CPU time of this process, from /proc.
 fn process_metrics(out: &mut String) {
     if let Ok(statm) = std::fs::read_to_string("/proc/self/statm")
-        && let Some(pages) = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u64>().ok())
+        && let Some(pages) = statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok())
     {
         single(
             out,

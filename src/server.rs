@@ -42,10 +42,7 @@ async fn healthy() -> impl IntoResponse {
 async fn metrics(State(st): State<NodeState>) -> impl IntoResponse {
     st.ingest.db.refresh_gauges();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         crate::metrics::render(st.ingest.db.stats(), &st.ingest.stats),
     )
 }
@@ -108,12 +105,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(sightline_ingest::otlp::grpc_service(ingest.clone()))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc),
-                async move {
-                    let _ = grpc_stop.wait_for(|s| *s).await;
-                },
-            ),
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            }),
     );
     node.ready.store(true, Ordering::Release);
     tracing::info!(http = %http_addr, grpc = %grpc_addr, data_dir = %cfg.data_dir.display(), "sightline ready");
@@ -132,9 +126,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Ok(Ok(())) => {}
     }
     let _ = maintenance.await;
-    db.close()
-        .await
-        .context("flushing the head to blocks at shutdown")?;
+    db.close().await.context("flushing the head to blocks at shutdown")?;
     tracing::info!("shutdown complete: all data flushed to blocks");
     Ok(())
 }

@@ -45,10 +45,7 @@ fn acknowledged_samples_survive_kill_9_at_random_moments() {
                 let batch: Vec<_> = (0..SERIES)
                     .map(|s| {
                         let inst = format!("i{s}");
-                        ts(
-                            &[("__name__", "crash_test"), ("instance", &inst)],
-                            &[(t, value(s, t))],
-                        )
+                        ts(&[("__name__", "crash_test"), ("instance", &inst)], &[(t, value(s, t))])
                     })
                     .collect();
                 let (code, _) = probe.write(batch);
@@ -86,19 +83,14 @@ struct ProbeServer {
 }
 
 impl ProbeServer {
-    fn write(
-        &self,
-        series: Vec<sightline_ingest::remote_write::proto::TimeSeries>,
-    ) -> (u16, String) {
+    fn write(&self, series: Vec<sightline_ingest::remote_write::proto::TimeSeries>) -> (u16, String) {
         use prost::Message;
         let raw = sightline_ingest::remote_write::proto::WriteRequest {
             timeseries: series,
             metadata: vec![],
         }
         .encode_to_vec();
-        let body = snap::raw::Encoder::new()
-            .compress_vec(&raw)
-            .expect("snappy");
+        let body = snap::raw::Encoder::new().compress_vec(&raw).expect("snappy");
         match client()
             .post(&self.url)
             .header("Content-Type", "application/x-protobuf")
@@ -120,22 +112,11 @@ fn verify(srv: &Server, acked: &BTreeMap<(usize, i64), f64>, round: usize) {
         let s: usize = inst[1..].parse().expect("series number");
         for (t, v) in e.timestamps.iter().zip(&e.values) {
             let v = v.as_f64().expect("numeric value");
-            assert_eq!(
-                v,
-                value(s, *t),
-                "round {round}: corrupt value for series {s} at {t}"
-            );
-            assert!(
-                stored.insert((s, *t), v).is_none(),
-                "round {round}: duplicate sample"
-            );
+            assert_eq!(v, value(s, *t), "round {round}: corrupt value for series {s} at {t}");
+            assert!(stored.insert((s, *t), v).is_none(), "round {round}: duplicate sample");
         }
     }
     for (k, v) in acked {
-        assert_eq!(
-            stored.get(k),
-            Some(v),
-            "round {round}: acknowledged sample {k:?} lost"
-        );
+        assert_eq!(stored.get(k), Some(v), "round {round}: acknowledged sample {k:?} lost");
     }
 }

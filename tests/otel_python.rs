@@ -58,13 +58,19 @@ fn python_sdk_metrics_arrive_over_grpc() {
             .collect();
         let hit = stored.iter().find(|e| {
             e.metric.get("__name__").and_then(Value::as_str) == Some(name)
-                && extra.iter().all(|(k, v)| e.metric.get(k).and_then(Value::as_str) == Some(v.as_str()))
+                && extra
+                    .iter()
+                    .all(|(k, v)| e.metric.get(k).and_then(Value::as_str) == Some(v.as_str()))
         });
         let Some(hit) = hit else {
             let names: Vec<_> = stored.iter().map(|e| e.metric.clone()).collect();
             panic!("{want_series} not stored; stored: {names:#?}");
         };
-        assert_eq!(hit.metric.get("instance").and_then(Value::as_str), Some("pod-7"), "{want_series}");
+        assert_eq!(
+            hit.metric.get("instance").and_then(Value::as_str),
+            Some("pod-7"),
+            "{want_series}"
+        );
         let got = hit.values.last().and_then(Value::as_f64).expect("numeric value");
         let want = want_value.as_f64().expect("number");
         assert!((got - want).abs() < 1e-9, "{want_series}: got {got}, want {want}");

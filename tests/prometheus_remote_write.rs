@@ -75,10 +75,7 @@ fn sightline_samples(srv: &Server) -> (Samples, usize) {
 fn prometheus_remote_writes_node_exporter_data_exactly() {
     let (Some(prometheus), Some(node_exporter)) = (
         require_tool("prometheus", "apt-get install prometheus"),
-        require_tool(
-            "prometheus-node-exporter",
-            "apt-get install prometheus-node-exporter",
-        ),
+        require_tool("prometheus-node-exporter", "apt-get install prometheus-node-exporter"),
     ) else {
         return;
     };
@@ -122,9 +119,9 @@ fn prometheus_remote_writes_node_exporter_data_exactly() {
     loop {
         let want = prometheus_samples(&prom);
         let (got, stale) = sightline_samples(&srv);
-        let scraped_up_zero = want.iter().any(|(k, v)| {
-            k.contains("__name__=up,") && v.last().is_some_and(|(_, b)| f64::from_bits(*b) == 0.0)
-        });
+        let scraped_up_zero = want
+            .iter()
+            .any(|(k, v)| k.contains("__name__=up,") && v.last().is_some_and(|(_, b)| f64::from_bits(*b) == 0.0));
         if scraped_up_zero && want == got && stale > 0 {
             let samples: usize = want.values().map(Vec::len).sum();
             assert!(
@@ -144,11 +141,7 @@ fn prometheus_remote_writes_node_exporter_data_exactly() {
             return;
         }
         if Instant::now() > deadline {
-            let missing: Vec<_> = want
-                .keys()
-                .filter(|k| !got.contains_key(*k))
-                .take(5)
-                .collect();
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
             let differ: Vec<_> = want
                 .iter()
                 .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))

@@ -13,17 +13,8 @@ fn serve_accepts_writes_flushes_on_sigterm_and_keeps_data_across_restart() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/sightline.example.yml");
     let mut srv = Server::start(&data, &["--config", config, "--retention", "30d"]);
     let c = client();
-    assert_eq!(
-        c.get(srv.url("/-/ready")).send().expect("ready").status(),
-        200
-    );
-    assert_eq!(
-        c.get(srv.url("/-/healthy"))
-            .send()
-            .expect("healthy")
-            .status(),
-        200
-    );
+    assert_eq!(c.get(srv.url("/-/ready")).send().expect("ready").status(), 200);
+    assert_eq!(c.get(srv.url("/-/healthy")).send().expect("healthy").status(), 200);
 
     let t = now_ms() - 60_000;
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
@@ -31,16 +22,8 @@ fn serve_accepts_writes_flushes_on_sigterm_and_keeps_data_across_restart() {
         .map(|i| {
             let inst = format!("host-{i:02}:9100");
             ts(
-                &[
-                    ("__name__", "node_load1"),
-                    ("instance", &inst),
-                    ("job", "node"),
-                ],
-                &[
-                    (t, i as f64 * 0.25),
-                    (t + 15_000, 1e-9 * i as f64),
-                    (t + 30_000, stale),
-                ],
+                &[("__name__", "node_load1"), ("instance", &inst), ("job", "node")],
+                &[(t, i as f64 * 0.25), (t + 15_000, 1e-9 * i as f64), (t + 30_000, stale)],
             )
         })
         .collect();
@@ -53,7 +36,7 @@ fn serve_accepts_writes_flushes_on_sigterm_and_keeps_data_across_restart() {
         before[3].values,
         vec![
             serde_json::json!(0.75),
-            serde_json::json!(3e-9),
+            serde_json::json!(1e-9 * 3.0),
             serde_json::json!("StaleNaN")
         ]
     );
@@ -69,29 +52,17 @@ fn serve_accepts_writes_flushes_on_sigterm_and_keeps_data_across_restart() {
         metrics.contains("sightline_ingest_samples_accepted_total 150"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("sightline_storage_head_series 50"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("sightline_storage_head_series 50"), "{metrics}");
     assert!(
         metrics.contains("sightline_storage_wal_fsync_duration_seconds_count"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("process_resident_memory_bytes"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("process_resident_memory_bytes"), "{metrics}");
 
     let status = srv.sigterm();
     assert!(status.success(), "exit status {status}: {}", srv.log_text());
-    let blocks: Vec<_> = std::fs::read_dir(data.join("blocks"))
-        .expect("blocks")
-        .collect();
-    assert_eq!(
-        blocks.len(),
-        1,
-        "the head was flushed to one block on SIGTERM"
-    );
+    let blocks: Vec<_> = std::fs::read_dir(data.join("blocks")).expect("blocks").collect();
+    assert_eq!(blocks.len(), 1, "the head was flushed to one block on SIGTERM");
     assert!(
         wal_bytes(&data) < 10_000,
         "the WAL holds only the series checkpoint after a clean stop"
@@ -133,11 +104,7 @@ fn bad_requests_get_clear_errors_over_the_wire() {
         body.contains("invalid metric name") && body.contains("bad metric"),
         "{body}"
     );
-    assert_eq!(
-        export(&srv, "fine").len(),
-        1,
-        "the valid series of the request is kept"
-    );
+    assert_eq!(export(&srv, "fine").len(), 1, "the valid series of the request is kept");
     let metrics = c
         .get(srv.url("/metrics"))
         .send()

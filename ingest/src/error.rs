@@ -46,13 +46,9 @@ impl IngestError {
     /// The gRPC status for the same failure.
     pub fn to_grpc(&self) -> tonic::Status {
         match self {
-            IngestError::UnsupportedMediaType(m) | IngestError::BadRequest(m) => {
-                tonic::Status::invalid_argument(m)
-            }
+            IngestError::UnsupportedMediaType(m) | IngestError::BadRequest(m) => tonic::Status::invalid_argument(m),
             IngestError::TooLarge(m) => tonic::Status::resource_exhausted(m),
-            IngestError::TooManyRequests(m) | IngestError::Unavailable(m) => {
-                tonic::Status::unavailable(m)
-            }
+            IngestError::TooManyRequests(m) | IngestError::Unavailable(m) => tonic::Status::unavailable(m),
             IngestError::Internal(m) => tonic::Status::internal(m),
         }
     }
@@ -61,12 +57,8 @@ impl IngestError {
 impl From<StorageError> for IngestError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::Overloaded(_) | StorageError::ShuttingDown => {
-                IngestError::Unavailable(e.to_string())
-            }
-            other => {
-                IngestError::Internal(format!("storage failed, nothing was acknowledged: {other}"))
-            }
+            StorageError::Overloaded(_) | StorageError::ShuttingDown => IngestError::Unavailable(e.to_string()),
+            other => IngestError::Internal(format!("storage failed, nothing was acknowledged: {other}")),
         }
     }
 }
@@ -75,10 +67,7 @@ impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut resp = (status, format!("{self}\n")).into_response();
-        if matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        ) {
+        if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }

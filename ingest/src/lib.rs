@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
-use sightline_storage::{Db, LabelLimits, SeriesSamples};
+use sightline_storage::{AppendReport, Db, LabelLimits, Rejection, WriteBatch};
 use tokio::sync::Semaphore;
 
 pub use error::IngestError;
@@ -37,7 +37,8 @@ pub struct IngestOptions {
     pub max_decoded_bytes: usize,
     /// Write requests processed at once; more are answered 429.
     pub max_inflight_requests: usize,
-    /// Label limits applied to every series.
+    /// Label limits applied to every new series (enforced by storage;
+    /// kept here so the config has one place for ingest limits).
     pub label_limits: LabelLimits,
     /// OTLP translation options.
     pub otlp: otlp::OtlpOptions,
@@ -67,15 +68,6 @@ pub struct IngestState {
     inflight: Arc<Semaphore>,
 }
 
-/// Data converted from a request, and what was wrong with the rest of it.
-#[derive(Debug, Default)]
-pub struct Conversion {
-    /// Valid series, ready for storage.
-    pub batch: Vec<SeriesSamples>,
-    /// Problems met while converting.
-    pub problems: Problems,
-}
-
 /// Refused data: counts per reason and the first message, which names the
 /// offending series.
 #[derive(Debug, Default, Clone)]
@@ -90,10 +82,7 @@ impl Problems {
         if n == 0 {
             return;
         }
-        let i = RejectReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
+        let i = RejectReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.counts[i] += n;
         if self.first.is_none() {
             self.first = Some(message());
@@ -112,10 +101,7 @@ impl Problems {
 
     /// Refused samples for one reason.
     pub fn count(&self, reason: RejectReason) -> u64 {
-        let i = RejectReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
+        let i = RejectReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.counts[i]
     }
 }
@@ -152,26 +138,21 @@ impl IngestState {
         })
     }
 
-    /// Writes converted data and returns once it is durable.
-    pub async fn store(&self, conv: Conversion) -> Result<StoreOutcome, IngestError> {
-        let Conversion {
-            batch,
-            mut problems,
-        } = conv;
+    /// Writes a batch and returns once it is durable. `problems` holds
+    /// what the decoder already refused; storage adds what it refuses.
+    pub async fn store(&self, batch: &WriteBatch<'_>, mut problems: Problems) -> Result<StoreOutcome, IngestError> {
         let report = if batch.is_empty() {
-            Default::default()
+            AppendReport::default()
         } else {
-            let report = self.db.append(&batch).await?;
+            let report = self.db.append(batch).await?;
             // Storage names the first refused sample; the message goes with
             // whichever reason it belongs to.
-            let first = report.first_rejection.map(|(i, why)| {
-                let series = batch
-                    .get(i)
-                    .map(|s| s.labels.to_string())
-                    .unwrap_or_default();
-                format!("series {series}: {why}")
+            let first = report.first_rejection.as_ref().map(|(i, why)| match why {
+                Rejection::InvalidLabels(e) => format!("invalid series {}: {e}", batch.describe(*i)),
+                other => format!("series {}: {other}", batch.describe(*i)),
             });
             for (reason, n) in [
+                (RejectReason::InvalidSeries, report.invalid),
                 (RejectReason::TooOld, report.too_old),
                 (RejectReason::TooNew, report.too_new),
                 (RejectReason::DuplicateTimestamp, report.conflicts),
@@ -184,9 +165,7 @@ impl IngestState {
             self.stats.reject(r, problems.count(r));
         }
         let accepted = report.stored + report.duplicates;
-        self.stats
-            .samples_accepted
-            .fetch_add(accepted, Ordering::Relaxed);
+        self.stats.samples_accepted.fetch_add(accepted, Ordering::Relaxed);
         Ok(StoreOutcome { accepted, problems })
     }
 }

@@ -87,19 +87,13 @@ impl Protocol {
 impl IngestStats {
     /// Counts `n` refused samples.
     pub fn reject(&self, reason: RejectReason, n: u64) {
-        let i = RejectReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
+        let i = RejectReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.rejected[i].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Refused samples so far for `reason`.
     pub fn rejected(&self, reason: RejectReason) -> u64 {
-        let i = RejectReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
+        let i = RejectReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.rejected[i].load(Ordering::Relaxed)
     }
 

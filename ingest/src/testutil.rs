@@ -21,9 +21,7 @@ pub async fn send(state: &IngestState, req: Request<Body>) -> (u16, axum::http::
     let resp = router(state.clone()).oneshot(req).await.expect("router");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
     (status, headers, String::from_utf8_lossy(&body).to_string())
 }
 

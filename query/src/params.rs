@@ -31,10 +31,7 @@ impl Params {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`, in order.
@@ -50,9 +47,8 @@ impl Params {
     pub fn time(&self, name: &str, default: i64) -> Result<i64, String> {
         match self.get(name) {
             None | Some("") => Ok(default),
-            Some(v) => parse_time(v).ok_or_else(|| {
-                format!("invalid parameter {name:?}: cannot parse {v:?} to a valid timestamp")
-            }),
+            Some(v) => parse_time(v)
+                .ok_or_else(|| format!("invalid parameter {name:?}: cannot parse {v:?} to a valid timestamp")),
         }
     }
 
@@ -65,9 +61,7 @@ impl Params {
                 .ok()
                 .filter(|n| *n >= 0)
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-                .ok_or_else(|| {
-                    format!("invalid parameter \"limit\": cannot parse {v:?} to a valid limit")
-                }),
+                .ok_or_else(|| format!("invalid parameter \"limit\": cannot parse {v:?} to a valid limit")),
         }
     }
 }
@@ -93,10 +87,7 @@ mod tests {
     #[test]
     fn times_parse_like_prometheus() {
         assert_eq!(parse_time("1435781451.781"), Some(1_435_781_451_781));
-        assert_eq!(
-            parse_time("2015-07-01T20:10:51.781Z"),
-            Some(1_435_781_451_781)
-        );
+        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Some(1_435_781_451_781));
         assert_eq!(parse_time("0"), Some(0));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("NaN"), None);

@@ -58,10 +58,7 @@ mod tests {
         let s = parse_selector(r#"up{job=~"node|api", env!="dev"}"#).expect("parse");
         assert_eq!(s.len(), 1);
         assert!(s[0].iter().any(|m| m.name == "__name__" && m.value == "up"));
-        assert!(
-            s[0].iter()
-                .any(|m| m.name == "job" && m.op == MatchOp::Regex)
-        );
+        assert!(s[0].iter().any(|m| m.name == "job" && m.op == MatchOp::Regex));
         let s = parse_selector(r#"{__name__=~"node_.*"}"#).expect("parse");
         assert_eq!(s[0].len(), 1);
     }
@@ -73,11 +70,7 @@ mod tests {
                 .unwrap_err()
                 .contains("non-empty matcher")
         );
-        assert!(
-            parse_selector("rate(up[5m])")
-                .unwrap_err()
-                .contains("vector selector")
-        );
+        assert!(parse_selector("rate(up[5m])").unwrap_err().contains("vector selector"));
         assert!(parse_selector("up{").is_err());
     }
 }

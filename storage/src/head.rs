@@ -18,11 +18,33 @@ use crate::sample::Sample;
 /// A global series reference, stable for as long as the series is live.
 pub type SeriesRef = u64;
 
+/// Hasher for keys that are already well-mixed or small integers: one
+/// multiplication instead of SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A `HashMap` using [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
 /// Maps label sets to series references and indexes them by label.
 #[derive(Debug, Default)]
 pub struct SeriesRegistry {
-    by_hash: HashMap<u64, Vec<SeriesRef>>,
-    series: HashMap<SeriesRef, SharedLabels>,
+    by_hash: FastMap<u64, Vec<(SeriesRef, SharedLabels)>>,
+    series: FastMap<SeriesRef, SharedLabels>,
     postings: Postings<SeriesRef>,
     next_ref: SeriesRef,
 }
@@ -41,8 +63,18 @@ impl SeriesRegistry {
         self.by_hash
             .get(&hash)?
             .iter()
-            .copied()
-            .find(|r| self.series.get(r).is_some_and(|l| **l == *labels))
+            .find(|(_, l)| **l == *labels)
+            .map(|(r, _)| *r)
+    }
+
+    /// The reference of a known series given as label pairs in order
+    /// (no allocation).
+    pub fn lookup_pairs(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .find(|(_, l)| l.eq_pairs(pairs))
+            .map(|(r, _)| *r)
     }
 
     /// Registers a new series and returns its reference. The caller has
@@ -60,8 +92,9 @@ impl SeriesRegistry {
             return;
         }
         self.postings.insert(r, &labels);
-        self.by_hash.entry(hash).or_default().push(r);
-        self.series.insert(r, Arc::new(labels));
+        let labels = Arc::new(labels);
+        self.by_hash.entry(hash).or_default().push((r, labels.clone()));
+        self.series.insert(r, labels);
         self.next_ref = self.next_ref.max(r + 1);
     }
 
@@ -87,23 +120,17 @@ impl SeriesRegistry {
 
     /// Forgets every series not in `keep`; returns how many were dropped.
     pub fn retain(&mut self, keep: &BTreeSet<SeriesRef>) -> usize {
-        let dead: BTreeSet<SeriesRef> = self
-            .series
-            .keys()
-            .filter(|r| !keep.contains(r))
-            .copied()
-            .collect();
+        let dead: BTreeSet<SeriesRef> = self.series.keys().filter(|r| !keep.contains(r)).copied().collect();
         if dead.is_empty() {
             return 0;
         }
         let series = &self.series;
-        self.postings
-            .remove_all(&dead, |r| series.get(&r).map(|l| &**l));
+        self.postings.remove_all(&dead, |r| series.get(&r).map(|l| &**l));
         for r in &dead {
             if let Some(labels) = self.series.remove(r) {
                 let h = labels.stable_hash();
                 if let Some(v) = self.by_hash.get_mut(&h) {
-                    v.retain(|x| x != r);
+                    v.retain(|(x, _)| x != r);
                     if v.is_empty() {
                         self.by_hash.remove(&h);
                     }
@@ -136,7 +163,7 @@ const SHARDS: usize = 32;
 /// Recent samples of every series, sharded by reference to spread locking.
 #[derive(Debug)]
 pub struct Head {
-    shards: Vec<Mutex<HashMap<SeriesRef, Vec<Sample>>>>,
+    shards: Vec<Mutex<FastMap<SeriesRef, Vec<Sample>>>>,
     samples: AtomicU64,
     min_t: AtomicI64,
     max_t: AtomicI64,
@@ -153,7 +180,7 @@ impl Head {
     /// An empty head.
     pub fn new() -> Self {
         Head {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(FastMap::default())).collect(),
             samples: AtomicU64::new(0),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
@@ -161,17 +188,12 @@ impl Head {
         }
     }
 
-    fn shard(&self, r: SeriesRef) -> &Mutex<HashMap<SeriesRef, Vec<Sample>>> {
+    fn shard(&self, r: SeriesRef) -> &Mutex<FastMap<SeriesRef, Vec<Sample>>> {
         &self.shards[(r as usize) % SHARDS]
     }
 
     /// Offers samples of one series; `on_stored` sees each sample stored.
-    pub fn insert(
-        &self,
-        r: SeriesRef,
-        samples: &[Sample],
-        mut on_outcome: impl FnMut(&Sample, InsertOutcome),
-    ) {
+    pub fn insert(&self, r: SeriesRef, samples: &[Sample], mut on_outcome: impl FnMut(&Sample, InsertOutcome)) {
         let mut shard = self.shard(r).lock();
         let buf = shard.entry(r).or_default();
         let mut stored = 0u64;

@@ -104,7 +104,18 @@ impl Labels {
     /// A stable 64-bit hash of the label set (xxh3 over names and values
     /// with separators), used to find a series without comparing strings.
     pub fn stable_hash(&self) -> u64 {
-        hash_label_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        let mut buf = Vec::with_capacity(256);
+        hash_label_pairs(&mut buf, self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    }
+
+    /// True when the set equals `pairs` exactly (same order, same strings).
+    pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        self.0.len() == pairs.len()
+            && self
+                .0
+                .iter()
+                .zip(pairs)
+                .all(|(l, (n, v))| l.name == *n && l.value == *v)
     }
 
     /// Approximate heap bytes held by this set.
@@ -119,16 +130,17 @@ impl Labels {
 }
 
 /// Hashes sorted label pairs exactly as [`Labels::stable_hash`] does, so a
-/// caller can look a series up before building a [`Labels`] value.
-pub fn hash_label_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+/// caller can look a series up before building a [`Labels`] value. `buf`
+/// is scratch space reused between calls.
+pub fn hash_label_pairs<'a>(buf: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    buf.clear();
     for (n, v) in pairs {
-        h.update(n.as_bytes());
-        h.update(&[0xff]);
-        h.update(v.as_bytes());
-        h.update(&[0xfe]);
+        buf.extend_from_slice(n.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(v.as_bytes());
+        buf.push(0xfe);
     }
-    h.digest()
+    xxhash_rust::xxh3::xxh3_64(buf)
 }
 
 impl fmt::Display for Labels {
@@ -244,7 +256,7 @@ pub fn is_valid_metric_name(name: &str) -> bool {
 ///
 /// Rules: at least one label; a valid `__name__`; names non-empty, valid,
 /// strictly ascending (so no duplicates); within `limits`.
-pub fn validate_labels(pairs: Vec<Label>, limits: &LabelLimits) -> Result<Labels, LabelError> {
+pub fn validate_labels(pairs: &[(&str, &str)], limits: &LabelLimits) -> Result<Labels, LabelError> {
     if pairs.is_empty() {
         return Err(LabelError::Empty);
     }
@@ -252,41 +264,41 @@ pub fn validate_labels(pairs: Vec<Label>, limits: &LabelLimits) -> Result<Labels
         return Err(LabelError::TooMany(pairs.len(), limits.max_labels));
     }
     let mut has_name = false;
-    for (i, l) in pairs.iter().enumerate() {
-        if l.name.is_empty() {
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if name.is_empty() {
             return Err(LabelError::EmptyName);
         }
-        if l.name.len() > limits.max_label_bytes || l.value.len() > limits.max_label_bytes {
-            let len = l.name.len().max(l.value.len());
-            return Err(LabelError::TooLong(
-                l.name.clone(),
-                len,
-                limits.max_label_bytes,
-            ));
+        if name.len() > limits.max_label_bytes || value.len() > limits.max_label_bytes {
+            let len = name.len().max(value.len());
+            return Err(LabelError::TooLong(name.to_string(), len, limits.max_label_bytes));
         }
         if i > 0 {
-            let prev = &pairs[i - 1].name;
-            if *prev == l.name {
-                return Err(LabelError::Duplicate(l.name.clone()));
+            let prev = pairs[i - 1].0;
+            if prev == *name {
+                return Err(LabelError::Duplicate(name.to_string()));
             }
-            if *prev > l.name {
-                return Err(LabelError::Unsorted(l.name.clone(), prev.clone()));
+            if prev > *name {
+                return Err(LabelError::Unsorted(name.to_string(), prev.to_string()));
             }
         }
-        if l.name == METRIC_NAME {
-            if !is_valid_metric_name(&l.value) {
-                return Err(LabelError::InvalidMetricName(l.value.clone()));
+        if *name == METRIC_NAME {
+            if !is_valid_metric_name(value) {
+                return Err(LabelError::InvalidMetricName(value.to_string()));
             }
             has_name = true;
-        } else if !is_valid_label_name(&l.name) {
-            return Err(LabelError::InvalidName(l.name.clone()));
+        } else if !is_valid_label_name(name) {
+            return Err(LabelError::InvalidName(name.to_string()));
         }
     }
     if !has_name {
         return Err(LabelError::MissingMetricName);
     }
     Ok(Labels(
-        pairs.into_iter().filter(|l| !l.value.is_empty()).collect(),
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| Label::new(*n, *v))
+            .collect(),
     ))
 }
 
@@ -294,8 +306,8 @@ pub fn validate_labels(pairs: Vec<Label>, limits: &LabelLimits) -> Result<Labels
 mod tests {
     use super::*;
 
-    fn l(pairs: &[(&str, &str)]) -> Vec<Label> {
-        pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()
+    fn l<'a>(pairs: &'a [(&'a str, &'a str)]) -> &'a [(&'a str, &'a str)] {
+        pairs
     }
 
     #[test]
@@ -314,7 +326,7 @@ mod tests {
     #[test]
     fn rejects_each_kind_of_bad_label_set() {
         let lim = LabelLimits::default();
-        assert_eq!(validate_labels(vec![], &lim), Err(LabelError::Empty));
+        assert_eq!(validate_labels(&[], &lim), Err(LabelError::Empty));
         assert!(matches!(
             validate_labels(l(&[("job", "x"), ("__name__", "up")]), &lim),
             Err(LabelError::Unsorted(..))

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod block;
 mod db;
 pub mod error;
@@ -19,7 +20,8 @@ pub mod sample;
 pub mod stats;
 pub mod wal;
 
-pub use db::{AppendReport, Db, DbOptions, Rejection, SeriesSamples, now_ms};
+pub use batch::WriteBatch;
+pub use db::{AppendReport, Db, DbOptions, Rejection, now_ms};
 pub use error::{Result, StorageError};
 pub use labels::{Label, LabelError, LabelLimits, Labels};
 pub use matcher::{MatchOp, Matcher};

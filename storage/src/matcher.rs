@@ -33,29 +33,17 @@ pub struct Matcher {
 impl Matcher {
     /// Builds a matcher; a regex is anchored at both ends as Prometheus does.
     /// Fails with [`StorageError::BadMatcher`] when the regex does not compile.
-    pub fn new(
-        op: MatchOp,
-        name: impl Into<String>,
-        value: impl Into<String>,
-    ) -> Result<Self, StorageError> {
+    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, StorageError> {
         let name = name.into();
         let value = value.into();
-        let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(Regex::new(&format!("^(?s:{value})$")).map_err(|e| {
-                    StorageError::BadMatcher(format!(
-                        "invalid regex {value:?} for label {name:?}: {e}"
-                    ))
-                })?)
-            }
-            _ => None,
-        };
-        Ok(Matcher {
-            name,
-            op,
-            value,
-            regex,
-        })
+        let regex =
+            match op {
+                MatchOp::Regex | MatchOp::NotRegex => Some(Regex::new(&format!("^(?s:{value})$")).map_err(|e| {
+                    StorageError::BadMatcher(format!("invalid regex {value:?} for label {name:?}: {e}"))
+                })?),
+                _ => None,
+            };
+        Ok(Matcher { name, op, value, regex })
     }
 
     /// Shorthand for an `=` matcher.

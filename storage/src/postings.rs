@@ -53,11 +53,7 @@ impl<Id: Copy + Ord> Postings<Id> {
     }
 
     /// Removes a set of series; `labels_of` tells the labels of each id.
-    pub fn remove_all<'a>(
-        &mut self,
-        ids: &BTreeSet<Id>,
-        labels_of: impl Fn(Id) -> Option<&'a Labels>,
-    ) {
+    pub fn remove_all<'a>(&mut self, ids: &BTreeSet<Id>, labels_of: impl Fn(Id) -> Option<&'a Labels>) {
         if ids.is_empty() {
             return;
         }
@@ -102,8 +98,7 @@ impl<Id: Copy + Ord> Postings<Id> {
     pub fn select(&self, matchers: &[Matcher]) -> Vec<Id> {
         // Start from the most selective matchers: those not matching "".
         let mut result: Option<Vec<Id>> = None;
-        let (positive, negative): (Vec<&Matcher>, Vec<&Matcher>) =
-            matchers.iter().partition(|m| !m.matches_empty());
+        let (positive, negative): (Vec<&Matcher>, Vec<&Matcher>) = matchers.iter().partition(|m| !m.matches_empty());
         for m in positive {
             let ids = self.matching_values_union(m);
             result = Some(match result {
@@ -133,24 +128,14 @@ impl<Id: Copy + Ord> Postings<Id> {
         if m.op == crate::matcher::MatchOp::Equal {
             return values.get(&m.value).cloned().unwrap_or_default();
         }
-        union_lists(
-            values
-                .iter()
-                .filter(|(v, _)| m.matches(v))
-                .map(|(_, l)| l.as_slice()),
-        )
+        union_lists(values.iter().filter(|(v, _)| m.matches(v)).map(|(_, l)| l.as_slice()))
     }
 
     fn non_matching_values_union(&self, m: &Matcher) -> Vec<Id> {
         let Some(values) = self.by_label.get(&m.name) else {
             return Vec::new();
         };
-        union_lists(
-            values
-                .iter()
-                .filter(|(v, _)| !m.matches(v))
-                .map(|(_, l)| l.as_slice()),
-        )
+        union_lists(values.iter().filter(|(v, _)| !m.matches(v)).map(|(_, l)| l.as_slice()))
     }
 
     /// All label names, sorted.
@@ -168,17 +153,13 @@ impl<Id: Copy + Ord> Postings<Id> {
 
     /// Every `(name, value, ids)` entry in name then value order.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &[Id])> {
-        self.by_label.iter().flat_map(|(n, vs)| {
-            vs.iter()
-                .map(move |(v, l)| (n.as_str(), v.as_str(), l.as_slice()))
-        })
+        self.by_label
+            .iter()
+            .flat_map(|(n, vs)| vs.iter().map(move |(v, l)| (n.as_str(), v.as_str(), l.as_slice())))
     }
 
     /// Rebuilds an index from persisted entries.
-    pub fn from_entries(
-        entries: impl IntoIterator<Item = (String, String, Vec<Id>)>,
-        all: Vec<Id>,
-    ) -> Self {
+    pub fn from_entries(entries: impl IntoIterator<Item = (String, String, Vec<Id>)>, all: Vec<Id>) -> Self {
         let mut by_label: BTreeMap<String, BTreeMap<String, Vec<Id>>> = BTreeMap::new();
         for (n, v, ids) in entries {
             by_label.entry(n).or_default().insert(v, ids);
@@ -276,26 +257,14 @@ mod tests {
         let p = index();
         assert_eq!(sel(&p, &[(MatchOp::Equal, "__name__", "up")]), vec![0, 1]);
         assert_eq!(
-            sel(
-                &p,
-                &[
-                    (MatchOp::Equal, "__name__", "up"),
-                    (MatchOp::Equal, "env", "")
-                ]
-            ),
+            sel(&p, &[(MatchOp::Equal, "__name__", "up"), (MatchOp::Equal, "env", "")]),
             vec![1]
         );
         assert_eq!(sel(&p, &[(MatchOp::NotEqual, "env", "prod")]), vec![1, 2]);
         assert_eq!(sel(&p, &[(MatchOp::Regex, "env", "prod|")]), vec![0, 1]);
         assert_eq!(sel(&p, &[(MatchOp::NotRegex, "job", "no.*")]), vec![1]);
         assert_eq!(
-            sel(
-                &p,
-                &[
-                    (MatchOp::Regex, "job", ".+"),
-                    (MatchOp::Equal, "env", "dev")
-                ]
-            ),
+            sel(&p, &[(MatchOp::Regex, "job", ".+"), (MatchOp::Equal, "env", "dev")]),
             vec![2]
         );
         assert_eq!(sel(&p, &[]), vec![0, 1, 2]);

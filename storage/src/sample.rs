@@ -33,9 +33,7 @@ pub fn is_stale_marker(v: f64) -> bool {
 /// Largest decimal scale tried when storing floats as scaled integers.
 pub const MAX_DECIMAL_SCALE: u8 = 12;
 
-const POW10: [f64; 13] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
-];
+const POW10: [f64; 13] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12];
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
 
 /// The smallest scale `s <= MAX_DECIMAL_SCALE` with `v == m / 10^s` exactly
@@ -70,9 +68,7 @@ mod tests {
 
     #[test]
     fn decimal_scale_round_trips_exactly() {
-        for v in [
-            0.0, 1.0, 0.1, 12345.67, 1.445401e6, -3.25, 8.178952e6, 0.000123, 1e15,
-        ] {
+        for v in [0.0, 1.0, 0.1, 12345.67, 1.445401e6, -3.25, 8.178952e6, 0.000123, 1e15] {
             let s = decimal_scale(v).expect("decimal");
             let m = to_scaled(v, s).expect("exact");
             assert_eq!(from_scaled(m, s).to_bits(), v.to_bits(), "{v}");

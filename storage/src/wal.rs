@@ -158,10 +158,7 @@ impl<'a> Reader<'a> {
 }
 
 fn decode_payload(kind: u8, payload: &[u8]) -> Option<WalEntry> {
-    let mut r = Reader {
-        buf: payload,
-        pos: 0,
-    };
+    let mut r = Reader { buf: payload, pos: 0 };
     let n = r.uvarint()?;
     // Each entry takes at least two bytes: reject absurd counts early.
     if n > payload.len() as u64 {
@@ -180,10 +177,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<WalEntry> {
                 for _ in 0..nl {
                     labels.push(Label::new(r.string()?, r.string()?));
                 }
-                out.push((
-                    sref,
-                    Labels::from_pairs(labels.into_iter().map(|l| (l.name, l.value))),
-                ));
+                out.push((sref, Labels::from_pairs(labels.into_iter().map(|l| (l.name, l.value)))));
             }
             Some(WalEntry::Series(out))
         }
@@ -219,10 +213,7 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>> {
         let entry = entry.map_err(|e| StorageError::io("read dir", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(num) = name
-            .strip_suffix(".wal")
-            .and_then(|s| s.parse::<u64>().ok())
-        {
+        if let Some(num) = name.strip_suffix(".wal").and_then(|s| s.parse::<u64>().ok()) {
             out.push(num);
         }
     }
@@ -269,8 +260,7 @@ pub fn replay(dir: &Path, mut apply: impl FnMut(WalEntry)) -> Result<ReplayRepor
                     .map_err(|e| StorageError::io("open", &path, e))?;
                 f.set_len(good_end as u64)
                     .map_err(|e| StorageError::io("truncate", &path, e))?;
-                f.sync_all()
-                    .map_err(|e| StorageError::io("fsync", &path, e))?;
+                f.sync_all().map_err(|e| StorageError::io("fsync", &path, e))?;
             } else {
                 tracing::warn!(segment = %path.display(), offset = good_end, size = data.len(),
                     "wal: corrupt record in a closed segment; skipping the rest of it");
@@ -282,12 +272,7 @@ pub fn replay(dir: &Path, mut apply: impl FnMut(WalEntry)) -> Result<ReplayRepor
 
 /// Applies the valid records of one segment; returns the offset where the
 /// valid data ends.
-fn replay_segment(
-    data: &[u8],
-    path: &Path,
-    apply: &mut impl FnMut(WalEntry),
-    report: &mut ReplayReport,
-) -> usize {
+fn replay_segment(data: &[u8], path: &Path, apply: &mut impl FnMut(WalEntry), report: &mut ReplayReport) -> usize {
     if data.len() < HEADER_LEN || &data[..5] != SEGMENT_MAGIC {
         tracing::warn!(segment = %path.display(), "wal: segment has no valid header");
         return 0;
@@ -388,9 +373,7 @@ impl Wal {
     /// are durable. Blocks while the queue is full (backpressure).
     pub fn write(&self, bytes: Vec<u8>) -> WalAck {
         let (ack, rx) = oneshot::channel();
-        if let Err(crossbeam_channel::SendError(Msg::Write { ack, .. })) =
-            self.tx.send(Msg::Write { bytes, ack })
-        {
+        if let Err(crossbeam_channel::SendError(Msg::Write { ack, .. })) = self.tx.send(Msg::Write { bytes, ack }) {
             let _ = ack.send(Err("wal writer stopped".into()));
         }
         WalAck(rx)
@@ -452,8 +435,7 @@ impl Segment {
         header[5] = SEGMENT_VERSION;
         out.write_all(&header)
             .map_err(|e| StorageError::io("write", &path, e))?;
-        out.flush()
-            .map_err(|e| StorageError::io("write", &path, e))?;
+        out.flush().map_err(|e| StorageError::io("write", &path, e))?;
         out.get_ref()
             .sync_all()
             .map_err(|e| StorageError::io("fsync", &path, e))?;
@@ -514,9 +496,7 @@ fn writer_loop(opts: WalOptions, mut seg: Segment, rx: Receiver<Msg>, stats: Arc
                     commit_group(&mut seg, &opts, &stats, &mut failed, &mut pending);
                     let result = match &failed {
                         Some(e) => Err(e.clone()),
-                        None => {
-                            rotate(&opts, &mut seg, &checkpoint, &stats).map_err(|e| e.to_string())
-                        }
+                        None => rotate(&opts, &mut seg, &checkpoint, &stats).map_err(|e| e.to_string()),
                     };
                     if let Err(e) = &result {
                         failed.get_or_insert_with(|| e.clone());
@@ -568,12 +548,7 @@ fn commit_group(
     }
 }
 
-fn rotate(
-    opts: &WalOptions,
-    seg: &mut Segment,
-    checkpoint: &[u8],
-    stats: &StorageStats,
-) -> Result<u64> {
+fn rotate(opts: &WalOptions, seg: &mut Segment, checkpoint: &[u8], stats: &StorageStats) -> Result<u64> {
     let mut next = Segment::create(&opts.dir, seg.number + 1)?;
     next.append(checkpoint)
         .and_then(|_| next.commit(true, stats))
@@ -609,10 +584,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_series(&mut buf, &[(7, &labels)]);
         let stale = f64::from_bits(crate::sample::STALE_NAN_BITS);
-        encode_samples(
-            &mut buf,
-            &[(7, Sample::new(1000, 1.5)), (7, Sample::new(-5, stale))],
-        );
+        encode_samples(&mut buf, &[(7, Sample::new(1000, 1.5)), (7, Sample::new(-5, stale))]);
         wal.write(buf).wait_blocking().expect("ack");
         drop(wal);
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -680,11 +652,7 @@ mod tests {
         let labels = Labels::from_pairs([("__name__", "up")]);
         let mut cp = Vec::new();
         encode_series(&mut cp, &[(1, &labels)]);
-        let n = wal
-            .rotate(cp)
-            .blocking_recv()
-            .expect("ack")
-            .expect("rotate");
+        let n = wal.rotate(cp).blocking_recv().expect("ack").expect("rotate");
         assert_eq!(n, 2);
         wal.remove_segments_before(n).expect("remove");
         assert_eq!(list_segments(tmp.path()).expect("list"), vec![2]);

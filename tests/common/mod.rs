@@ -81,10 +81,7 @@ impl Server {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                panic!(
-                    "sightline exited during start-up with {status}: {}",
-                    self.log_text()
-                );
+                panic!("sightline exited during start-up with {status}: {}", self.log_text());
             }
             if let Ok(r) = client.get(self.url("/-/ready")).send()
                 && r.status().is_success()
@@ -182,9 +179,7 @@ pub fn remote_write(server: &Server, series: Vec<proto::TimeSeries>) -> (u16, St
         metadata: vec![],
     }
     .encode_to_vec();
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .expect("snappy");
+    let body = snap::raw::Encoder::new().compress_vec(&raw).expect("snappy");
     match client()
         .post(server.url("/api/v1/write"))
         .header("Content-Type", "application/x-protobuf")
@@ -314,10 +309,7 @@ impl Proc {
     /// Sends SIGTERM and waits up to 60 s for the exit.
     pub fn terminate(&mut self) {
         if let Some(mut c) = self.0.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {

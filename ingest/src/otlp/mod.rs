@@ -62,11 +62,7 @@ fn request_format(headers: &HeaderMap) -> Result<Format, IngestError> {
     }
 }
 
-fn decode_body(
-    headers: &HeaderMap,
-    body: Bytes,
-    max_decoded: usize,
-) -> Result<Vec<u8>, IngestError> {
+fn decode_body(headers: &HeaderMap, body: Bytes, max_decoded: usize) -> Result<Vec<u8>, IngestError> {
     let enc = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -104,12 +100,10 @@ fn response_message(out: &StoreOutcome) -> ExportMetricsServiceResponse {
 }
 
 /// Decodes, translates and stores one OTLP request.
-pub async fn export(
-    state: &IngestState,
-    req: ExportMetricsServiceRequest,
-) -> Result<StoreOutcome, IngestError> {
-    let conv = translate::translate(req, &state.opts.otlp, &state.opts.label_limits);
-    state.store(conv).await
+pub async fn export(state: &IngestState, req: ExportMetricsServiceRequest) -> Result<StoreOutcome, IngestError> {
+    let translated = translate::translate(req, &state.opts.otlp);
+    let batch = translated.batch();
+    state.store(&batch, translated.problems.clone()).await
 }
 
 /// `POST /v1/metrics`.
@@ -120,18 +114,13 @@ pub async fn handle_http(
 ) -> Response {
     let result = async {
         let format = request_format(&headers)?;
-        let body =
-            body.map_err(|e| crate::remote_write::body_error(e, state.opts.max_request_bytes))?;
+        let body = body.map_err(|e| crate::remote_write::body_error(e, state.opts.max_request_bytes))?;
         let _permit = state.admit()?;
         let raw = decode_body(&headers, body, state.opts.max_decoded_bytes)?;
         let req = match format {
-            Format::Protobuf => {
-                ExportMetricsServiceRequest::decode(raw.as_slice()).map_err(|e| {
-                    IngestError::BadRequest(format!(
-                        "cannot decode OTLP ExportMetricsServiceRequest protobuf: {e}"
-                    ))
-                })?
-            }
+            Format::Protobuf => ExportMetricsServiceRequest::decode(raw.as_slice()).map_err(|e| {
+                IngestError::BadRequest(format!("cannot decode OTLP ExportMetricsServiceRequest protobuf: {e}"))
+            })?,
             Format::Json => serde_json::from_slice(&raw)
                 .map_err(|e| IngestError::BadRequest(format!("cannot decode OTLP JSON: {e}")))?,
         };
@@ -143,18 +132,12 @@ pub async fn handle_http(
     match result {
         Err(e) => e.into_response(),
         Ok((Format::Protobuf, out)) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-protobuf"),
-            )],
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))],
             response_message(&out).encode_to_vec(),
         )
             .into_response(),
         Ok((Format::Json, out)) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
             serde_json::to_vec(&response_message(&out)).unwrap_or_default(),
         )
             .into_response(),

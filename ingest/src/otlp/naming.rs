@@ -64,10 +64,7 @@ fn is_name_char(c: char) -> bool {
 
 /// Invalid characters to `_`, runs of `_` collapsed, leading `_` dropped.
 fn clean_unit(s: &str) -> String {
-    let mapped: String = s
-        .chars()
-        .map(|c| if is_name_char(c) { c } else { '_' })
-        .collect();
+    let mapped: String = s.chars().map(|c| if is_name_char(c) { c } else { '_' }).collect();
     let mut out = String::with_capacity(mapped.len());
     for c in mapped.chars() {
         if c == '_' && out.ends_with('_') {
@@ -146,13 +143,7 @@ pub fn label_name(key: &str) -> String {
     }
     let mut out: String = key
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert_str(0, "key_");
@@ -173,31 +164,13 @@ mod tests {
             n("http.server.duration", "s", MetricKind::Other),
             "http_server_duration_seconds"
         );
-        assert_eq!(
-            n("requests.count", "1", MetricKind::Counter),
-            "requests_count_total"
-        );
-        assert_eq!(
-            n("memory.usage", "By", MetricKind::Gauge),
-            "memory_usage_bytes"
-        );
-        assert_eq!(
-            n("cpu.utilization", "1", MetricKind::Gauge),
-            "cpu_utilization_ratio"
-        );
-        assert_eq!(
-            n("net.io", "By/s", MetricKind::Gauge),
-            "net_io_bytes_per_second"
-        );
+        assert_eq!(n("requests.count", "1", MetricKind::Counter), "requests_count_total");
+        assert_eq!(n("memory.usage", "By", MetricKind::Gauge), "memory_usage_bytes");
+        assert_eq!(n("cpu.utilization", "1", MetricKind::Gauge), "cpu_utilization_ratio");
+        assert_eq!(n("net.io", "By/s", MetricKind::Gauge), "net_io_bytes_per_second");
         assert_eq!(n("jobs_total", "{jobs}", MetricKind::Counter), "jobs_total");
-        assert_eq!(
-            n("latency_seconds", "s", MetricKind::Other),
-            "latency_seconds"
-        );
-        assert_eq!(
-            n("2xx.responses", "", MetricKind::Counter),
-            "_2xx_responses_total"
-        );
+        assert_eq!(n("latency_seconds", "s", MetricKind::Other), "latency_seconds");
+        assert_eq!(n("2xx.responses", "", MetricKind::Counter), "_2xx_responses_total");
         assert_eq!(n("a..b__c", "", MetricKind::Gauge), "a_b_c");
         assert_eq!(metric_name("...", "", MetricKind::Gauge), None);
     }

@@ -3,9 +3,8 @@ use axum::http::Request;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint, metric, number_data_point,
-    summary_data_point::ValueAtQuantile,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+    ScopeMetrics, Sum, Summary, SummaryDataPoint, metric, number_data_point, summary_data_point::ValueAtQuantile,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use sightline_storage::now_ms;
@@ -120,12 +119,18 @@ fn translates_every_supported_kind_like_prometheus() {
     let opts = OtlpOptions {
         promote_resource_attributes: vec!["k8s.cluster.name".into()],
     };
-    let conv = translate(req, &opts, &Default::default());
+    let conv = translate(req, &opts);
     assert_eq!(conv.problems.total(), 0, "{:?}", conv.problems.first());
     let rendered: Vec<String> = conv
-        .batch
+        .series
         .iter()
-        .map(|s| format!("{} {}", s.labels, s.samples[0].v))
+        .map(|(l, s)| {
+            format!(
+                "{} {}",
+                sightline_storage::Labels::from_pairs(l.iter().map(|l| (l.name.clone(), l.value.clone()))),
+                s.v
+            )
+        })
         .collect();
     let common = "instance=\"pod-1\", job=\"mail/scanner\", k8s_cluster_name=\"c1\"";
     for want in [
@@ -154,16 +159,16 @@ fn translates_every_supported_kind_like_prometheus() {
             }),
         )]),
         &OtlpOptions::default(),
-        &Default::default(),
     );
-    let info = conv
-        .batch
+    let (info, sample) = conv
+        .series
         .iter()
-        .find(|s| s.labels.metric_name() == Some("target_info"))
+        .find(|(l, _)| l.iter().any(|l| l.name == "__name__" && l.value == "target_info"))
         .expect("target_info");
-    assert_eq!(info.labels.get("k8s_cluster_name"), Some("c1"));
-    assert_eq!(info.labels.get("job"), Some("mail/scanner"));
-    assert_eq!(info.samples[0].t, t);
+    let get = |n: &str| info.iter().find(|l| l.name == n).map(|l| l.value.as_str());
+    assert_eq!(get("k8s_cluster_name"), Some("c1"));
+    assert_eq!(get("job"), Some("mail/scanner"));
+    assert_eq!(sample.t, t);
 }
 
 #[test]
@@ -180,15 +185,9 @@ fn delta_sums_and_exponential_histograms_are_refused_with_advice() {
             }),
         )]),
         &OtlpOptions::default(),
-        &Default::default(),
     );
     assert_eq!(conv.problems.count(RejectReason::Unsupported), 2);
-    assert!(
-        conv.problems
-            .first()
-            .unwrap_or_default()
-            .contains("cumulative")
-    );
+    assert!(conv.problems.first().unwrap_or_default().contains("cumulative"));
 }
 
 #[tokio::test]

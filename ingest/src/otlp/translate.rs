@@ -15,15 +15,13 @@ use std::collections::BTreeMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Metric, metric, number_data_point,
-};
-use sightline_storage::labels::{METRIC_NAME, validate_labels};
-use sightline_storage::{Label, LabelLimits, STALE_NAN_BITS, Sample, SeriesSamples};
+use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, Metric, metric, number_data_point};
+use sightline_storage::labels::METRIC_NAME;
+use sightline_storage::{Label, STALE_NAN_BITS, Sample, WriteBatch};
 
 use super::OtlpOptions;
 use super::naming::{MetricKind, label_name, metric_name};
-use crate::Conversion;
+use crate::Problems;
 use crate::stats::RejectReason;
 
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
@@ -36,11 +34,7 @@ pub fn any_value_string(v: &AnyValue) -> String {
         Some(any_value::Value::IntValue(i)) => i.to_string(),
         Some(any_value::Value::DoubleValue(d)) => d.to_string(),
         Some(any_value::Value::ArrayValue(a)) => {
-            let items: Vec<String> = a
-                .values
-                .iter()
-                .map(|v| format!("{:?}", any_value_string(v)))
-                .collect();
+            let items: Vec<String> = a.values.iter().map(|v| format!("{:?}", any_value_string(v))).collect();
             format!("[{}]", items.join(","))
         }
         Some(any_value::Value::KvlistValue(kv)) => {
@@ -89,57 +83,56 @@ impl LabelSet {
         list.sort();
     }
     fn set(&mut self, name: &str, value: String) {
-        self.0
-            .insert(name.to_string(), vec![(name.to_string(), value)]);
+        self.0.insert(name.to_string(), vec![(name.to_string(), value)]);
     }
     fn to_labels(&self) -> Vec<Label> {
         self.0
             .iter()
             .map(|(n, vs)| {
-                let value = vs
-                    .iter()
-                    .map(|(_, v)| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(";");
+                let value = vs.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(";");
                 Label::new(n.clone(), value)
             })
             .collect()
     }
 }
 
-struct Emitter<'a> {
-    conv: Conversion,
-    limits: &'a LabelLimits,
+/// Series translated from one request (labels sorted by name, not yet
+/// validated: storage does that) and the data points refused.
+#[derive(Debug, Default)]
+pub struct Translated {
+    /// One entry per data point series.
+    pub series: Vec<(Vec<Label>, Sample)>,
+    /// What could not be translated.
+    pub problems: Problems,
 }
 
-impl Emitter<'_> {
+impl Translated {
+    /// A write batch borrowing the translated series.
+    pub fn batch(&self) -> WriteBatch<'_> {
+        let mut b = WriteBatch::with_capacity(self.series.len(), 8);
+        for (labels, sample) in &self.series {
+            b.add_series(labels, std::slice::from_ref(sample));
+        }
+        b
+    }
+}
+
+struct Emitter {
+    out: Translated,
+}
+
+impl Emitter {
     fn emit(&mut self, base: &LabelSet, name: &str, extra: &[(&str, String)], t: i64, v: f64) {
         let mut ls = base.clone();
         for (n, val) in extra {
             ls.set(n, val.clone());
         }
         ls.set(METRIC_NAME, name.to_string());
-        let labels = ls.to_labels();
-        let shown = format!(
-            "{name}{:?}",
-            labels
-                .iter()
-                .map(|l| (&l.name, &l.value))
-                .collect::<Vec<_>>()
-        );
-        match validate_labels(labels, self.limits) {
-            Ok(labels) => self.conv.batch.push(SeriesSamples {
-                labels,
-                samples: vec![Sample::new(t, v)],
-            }),
-            Err(e) => self.conv.problems.add(RejectReason::InvalidSeries, 1, || {
-                format!("invalid series {shown}: {e}")
-            }),
-        }
+        self.out.series.push((ls.to_labels(), Sample::new(t, v)));
     }
 
     fn refuse(&mut self, reason: RejectReason, points: u64, message: impl FnOnce() -> String) {
-        self.conv.problems.add(reason, points, message);
+        self.out.problems.add(reason, points, message);
     }
 }
 
@@ -169,10 +162,7 @@ pub fn format_bound(b: f64) -> String {
 fn point_labels(resource: &LabelSet, attrs: &[KeyValue]) -> LabelSet {
     let mut ls = resource.clone();
     for kv in attrs {
-        ls.add_attr(
-            &kv.key,
-            kv.value.as_ref().map(any_value_string).unwrap_or_default(),
-        );
+        ls.add_attr(&kv.key, kv.value.as_ref().map(any_value_string).unwrap_or_default());
     }
     ls
 }
@@ -180,14 +170,9 @@ fn point_labels(resource: &LabelSet, attrs: &[KeyValue]) -> LabelSet {
 const IDENTIFYING: [&str; 3] = ["service.name", "service.namespace", "service.instance.id"];
 
 /// Translates a whole request.
-pub fn translate(
-    req: ExportMetricsServiceRequest,
-    opts: &OtlpOptions,
-    limits: &LabelLimits,
-) -> Conversion {
+pub fn translate(req: ExportMetricsServiceRequest, opts: &OtlpOptions) -> Translated {
     let mut em = Emitter {
-        conv: Conversion::default(),
-        limits,
+        out: Translated::default(),
     };
     for rm in req.resource_metrics {
         let res_attrs = rm.resource.map(|r| r.attributes).unwrap_or_default();
@@ -197,10 +182,7 @@ pub fn translate(
                 base.add_attr(key, v);
             }
         }
-        let job = match (
-            attr(&res_attrs, "service.namespace"),
-            attr(&res_attrs, "service.name"),
-        ) {
+        let job = match (attr(&res_attrs, "service.namespace"), attr(&res_attrs, "service.name")) {
             (Some(ns), Some(n)) => Some(format!("{ns}/{n}")),
             (None, Some(n)) => Some(n),
             _ => None,
@@ -227,10 +209,7 @@ pub fn translate(
         if let (Some(t), false) = (latest, info_attrs.is_empty()) {
             let mut ls = LabelSet::default();
             for kv in info_attrs {
-                ls.add_attr(
-                    &kv.key,
-                    kv.value.as_ref().map(any_value_string).unwrap_or_default(),
-                );
+                ls.add_attr(&kv.key, kv.value.as_ref().map(any_value_string).unwrap_or_default());
             }
             if let Some(job) = &job {
                 ls.set("job", job.clone());
@@ -241,24 +220,20 @@ pub fn translate(
             em.emit(&ls, "target_info", &[], t, 1.0);
         }
     }
-    em.conv
+    em.out
 }
 
-fn translate_metric(em: &mut Emitter<'_>, base: &LabelSet, m: Metric, latest: &mut Option<i64>) {
-    let Metric {
-        name, unit, data, ..
-    } = m;
+fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut Option<i64>) {
+    let Metric { name, unit, data, .. } = m;
     let mut track = |t: i64| *latest = Some(latest.map_or(t, |l| l.max(t)));
     let missing_time = |name: &str| format!("metric {name:?}: data point has no time_unix_nano");
     match data {
         None => {}
         Some(metric::Data::Gauge(g)) => {
             let Some(prom) = metric_name(&name, &unit, MetricKind::Gauge) else {
-                return em.refuse(
-                    RejectReason::InvalidSeries,
-                    g.data_points.len() as u64,
-                    || format!("metric name {name:?} has no valid characters"),
-                );
+                return em.refuse(RejectReason::InvalidSeries, g.data_points.len() as u64, || {
+                    format!("metric name {name:?} has no valid characters")
+                });
             };
             for p in g.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
@@ -284,11 +259,9 @@ fn translate_metric(em: &mut Emitter<'_>, base: &LabelSet, m: Metric, latest: &m
                 MetricKind::Gauge
             };
             let Some(prom) = metric_name(&name, &unit, kind) else {
-                return em.refuse(
-                    RejectReason::InvalidSeries,
-                    s.data_points.len() as u64,
-                    || format!("metric name {name:?} has no valid characters"),
-                );
+                return em.refuse(RejectReason::InvalidSeries, s.data_points.len() as u64, || {
+                    format!("metric name {name:?} has no valid characters")
+                });
             };
             for p in s.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
@@ -309,20 +282,16 @@ fn translate_metric(em: &mut Emitter<'_>, base: &LabelSet, m: Metric, latest: &m
                 });
             }
             let Some(prom) = metric_name(&name, &unit, MetricKind::Other) else {
-                return em.refuse(
-                    RejectReason::InvalidSeries,
-                    h.data_points.len() as u64,
-                    || format!("metric name {name:?} has no valid characters"),
-                );
+                return em.refuse(RejectReason::InvalidSeries, h.data_points.len() as u64, || {
+                    format!("metric name {name:?} has no valid characters")
+                });
             };
             for p in h.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
                     em.refuse(RejectReason::InvalidSeries, 1, || missing_time(&name));
                     continue;
                 };
-                if !p.bucket_counts.is_empty()
-                    && p.bucket_counts.len() != p.explicit_bounds.len() + 1
-                {
+                if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
                     em.refuse(RejectReason::InvalidSeries, 1, || {
                         format!(
                             "histogram {name:?}: {} bucket counts for {} bounds (expected bounds + 1)",
@@ -336,31 +305,15 @@ fn translate_metric(em: &mut Emitter<'_>, base: &LabelSet, m: Metric, latest: &m
                 let ls = point_labels(base, &p.attributes);
                 let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
                 let val = |v: f64| {
-                    if stale {
-                        f64::from_bits(STALE_NAN_BITS)
-                    } else {
-                        v
-                    }
+                    if stale { f64::from_bits(STALE_NAN_BITS) } else { v }
                 };
                 let bucket = format!("{prom}_bucket");
                 let mut cumulative = 0u64;
                 for (bound, c) in p.explicit_bounds.iter().zip(&p.bucket_counts) {
                     cumulative += c;
-                    em.emit(
-                        &ls,
-                        &bucket,
-                        &[("le", format_bound(*bound))],
-                        t,
-                        val(cumulative as f64),
-                    );
+                    em.emit(&ls, &bucket, &[("le", format_bound(*bound))], t, val(cumulative as f64));
                 }
-                em.emit(
-                    &ls,
-                    &bucket,
-                    &[("le", "+Inf".into())],
-                    t,
-                    val(p.count as f64),
-                );
+                em.emit(&ls, &bucket, &[("le", "+Inf".into())], t, val(p.count as f64));
                 if let Some(sum) = p.sum {
                     em.emit(&ls, &format!("{prom}_sum"), &[], t, val(sum));
                 }
@@ -369,11 +322,9 @@ fn translate_metric(em: &mut Emitter<'_>, base: &LabelSet, m: Metric, latest: &m
         }
         Some(metric::Data::Summary(s)) => {
             let Some(prom) = metric_name(&name, &unit, MetricKind::Other) else {
-                return em.refuse(
-                    RejectReason::InvalidSeries,
-                    s.data_points.len() as u64,
-                    || format!("metric name {name:?} has no valid characters"),
-                );
+                return em.refuse(RejectReason::InvalidSeries, s.data_points.len() as u64, || {
+                    format!("metric name {name:?} has no valid characters")
+                });
             };
             for p in s.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
@@ -384,20 +335,10 @@ fn translate_metric(em: &mut Emitter<'_>, base: &LabelSet, m: Metric, latest: &m
                 let ls = point_labels(base, &p.attributes);
                 let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
                 let val = |v: f64| {
-                    if stale {
-                        f64::from_bits(STALE_NAN_BITS)
-                    } else {
-                        v
-                    }
+                    if stale { f64::from_bits(STALE_NAN_BITS) } else { v }
                 };
                 for q in &p.quantile_values {
-                    em.emit(
-                        &ls,
-                        &prom,
-                        &[("quantile", format_bound(q.quantile))],
-                        t,
-                        val(q.value),
-                    );
+                    em.emit(&ls, &prom, &[("quantile", format_bound(q.quantile))], t, val(q.value));
                 }
                 em.emit(&ls, &format!("{prom}_sum"), &[], t, val(p.sum));
                 em.emit(&ls, &format!("{prom}_count"), &[], t, val(p.count as f64));

@@ -4,6 +4,7 @@
 //! parameter of `Content-Type` selects the message; no parameter means 1.0.
 //! Bodies are snappy block format.
 
+pub mod decode;
 pub mod proto;
 
 use axum::body::Bytes;
@@ -12,11 +13,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
-use sightline_storage::labels::validate_labels;
-use sightline_storage::{Label, LabelLimits, Sample, SeriesSamples};
+use sightline_storage::{Sample, WriteBatch};
 
 use crate::stats::{Protocol, RejectReason};
-use crate::{Conversion, IngestError, IngestState, StoreOutcome};
+use crate::{IngestError, IngestState, Problems, StoreOutcome};
 
 /// `proto` parameter value of remote write 1.0.
 pub const PROTO_V1: &str = "prometheus.WriteRequest";
@@ -75,8 +75,8 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Version, IngestError> {
 
 /// Decompresses a snappy block-format body within `max_decoded` bytes.
 pub fn decompress(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, IngestError> {
-    let len = snap::raw::decompress_len(body)
-        .map_err(|e| IngestError::BadRequest(format!("corrupt snappy body: {e}")))?;
+    let len =
+        snap::raw::decompress_len(body).map_err(|e| IngestError::BadRequest(format!("corrupt snappy body: {e}")))?;
     if len > max_decoded {
         return Err(IngestError::TooLarge(format!(
             "decompressed body would be {len} bytes, more than the limit of {max_decoded} (ingest.max_decoded_bytes)"
@@ -87,86 +87,40 @@ pub fn decompress(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, IngestErro
         .map_err(|e| IngestError::BadRequest(format!("corrupt snappy body: {e}")))
 }
 
-/// Renders labels as they arrived, for error messages.
-fn describe(labels: &[Label]) -> String {
-    let inner: Vec<String> = labels
-        .iter()
-        .map(|l| format!("{}={:?}", l.name, l.value))
-        .collect();
-    format!("{{{}}}", inner.join(", "))
+/// Decodes a 1.0 request into `batch`, noting what cannot be stored.
+pub fn convert_v1<'a>(raw: &'a [u8], batch: &mut WriteBatch<'a>) -> Result<Problems, IngestError> {
+    let extras = decode::decode_write_request(raw, batch)
+        .map_err(|e| IngestError::BadRequest(format!("cannot decode prometheus.WriteRequest protobuf: {e}")))?;
+    let mut problems = Problems::default();
+    if let Some(i) = extras.first_histogram_series {
+        problems.add(RejectReason::Unsupported, extras.histograms, || {
+            format!("timeseries[{i}]: native histogram samples are not supported yet; send classic histograms")
+        });
+    }
+    Ok(problems)
 }
 
-/// Validates one series and adds it to the conversion, or records why not.
-fn push_series(
-    conv: &mut Conversion,
-    labels: Vec<Label>,
-    samples: Vec<Sample>,
-    limits: &LabelLimits,
-) {
-    if samples.is_empty() {
-        return;
-    }
-    let n = samples.len() as u64;
-    let shown = describe(&labels);
-    match validate_labels(labels, limits) {
-        Ok(labels) => conv.batch.push(SeriesSamples { labels, samples }),
-        Err(e) => conv.problems.add(RejectReason::InvalidSeries, n, || {
-            format!("invalid series {shown}: {e}")
-        }),
-    }
-}
-
-/// Converts a 1.0 request.
-pub fn convert_v1(req: proto::WriteRequest, limits: &LabelLimits) -> Conversion {
-    let mut conv = Conversion::default();
-    conv.batch.reserve(req.timeseries.len());
-    for ts in req.timeseries {
-        let labels: Vec<Label> = ts
-            .labels
-            .into_iter()
-            .map(|l| Label {
-                name: l.name,
-                value: l.value,
-            })
-            .collect();
-        if !ts.histograms.is_empty() {
-            let shown = describe(&labels);
-            conv.problems.add(RejectReason::Unsupported, ts.histograms.len() as u64, || {
-                format!("series {shown}: native histogram samples are not supported yet; send classic histograms")
-            });
-        }
-        let samples = ts
-            .samples
-            .iter()
-            .map(|s| Sample::new(s.timestamp, s.value))
-            .collect();
-        push_series(&mut conv, labels, samples, limits);
-    }
-    conv
-}
-
-/// Converts a 2.0 request, resolving symbol references.
-pub fn convert_v2(req: proto::RequestV2, limits: &LabelLimits) -> Result<Conversion, IngestError> {
+/// Converts a 2.0 request, resolving symbol references into `batch`.
+pub fn convert_v2<'a>(req: &'a proto::RequestV2, batch: &mut WriteBatch<'a>) -> Result<Problems, IngestError> {
     if req.symbols.first().is_some_and(|s| !s.is_empty()) {
         return Err(IngestError::BadRequest(
             "remote write 2.0: symbols[0] must be the empty string".into(),
         ));
     }
-    let mut conv = Conversion::default();
-    conv.batch.reserve(req.timeseries.len());
-    let sym = |r: u32| req.symbols.get(r as usize);
-    for (i, ts) in req.timeseries.into_iter().enumerate() {
+    let mut problems = Problems::default();
+    let sym = |r: u32| req.symbols.get(r as usize).map(String::as_str);
+    for (i, ts) in req.timeseries.iter().enumerate() {
         if ts.labels_refs.len() % 2 != 0 {
             return Err(IngestError::BadRequest(format!(
                 "remote write 2.0: timeseries[{i}] has an odd number of labels_refs ({})",
                 ts.labels_refs.len()
             )));
         }
-        let mut labels = Vec::with_capacity(ts.labels_refs.len() / 2);
         for pair in ts.labels_refs.chunks_exact(2) {
             match (sym(pair[0]), sym(pair[1])) {
-                (Some(n), Some(v)) => labels.push(Label::new(n.clone(), v.clone())),
+                (Some(n), Some(v)) => batch.push_label(n, v),
                 _ => {
+                    batch.abandon_series();
                     return Err(IngestError::BadRequest(format!(
                         "remote write 2.0: timeseries[{i}] references symbol {} but the table has {} entries",
                         pair[0].max(pair[1]),
@@ -176,19 +130,16 @@ pub fn convert_v2(req: proto::RequestV2, limits: &LabelLimits) -> Result<Convers
             }
         }
         if !ts.histograms.is_empty() {
-            let shown = describe(&labels);
-            conv.problems.add(RejectReason::Unsupported, ts.histograms.len() as u64, || {
-                format!("series {shown}: native histogram samples are not supported yet; send classic histograms")
+            problems.add(RejectReason::Unsupported, ts.histograms.len() as u64, || {
+                format!("timeseries[{i}]: native histogram samples are not supported yet; send classic histograms")
             });
         }
-        let samples = ts
-            .samples
-            .iter()
-            .map(|s| Sample::new(s.timestamp, s.value))
-            .collect();
-        push_series(&mut conv, labels, samples, limits);
+        for s in &ts.samples {
+            batch.push_sample(Sample::new(s.timestamp, s.value));
+        }
+        batch.finish_series();
     }
-    Ok(conv)
+    Ok(problems)
 }
 
 /// `POST /api/v1/write`.
@@ -207,31 +158,26 @@ pub async fn handle(
         let body = body.map_err(|e| body_error(e, state.opts.max_request_bytes))?;
         let _permit = state.admit()?;
         let raw = decompress(&body, state.opts.max_decoded_bytes)?;
-        let conv = match version {
-            Version::V1 => convert_v1(
-                proto::WriteRequest::decode(raw.as_slice()).map_err(|e| {
-                    IngestError::BadRequest(format!(
-                        "cannot decode prometheus.WriteRequest protobuf: {e}"
-                    ))
-                })?,
-                &state.opts.label_limits,
-            ),
-            Version::V2 => convert_v2(
-                proto::RequestV2::decode(raw.as_slice()).map_err(|e| {
-                    IngestError::BadRequest(format!(
-                        "cannot decode io.prometheus.write.v2.Request protobuf: {e}"
-                    ))
-                })?,
-                &state.opts.label_limits,
-            )?,
-        };
-        state.store(conv).await
+        match version {
+            Version::V1 => {
+                let mut batch = WriteBatch::with_capacity(2048, 12);
+                let problems = convert_v1(&raw, &mut batch)?;
+                state.store(&batch, problems).await
+            }
+            Version::V2 => {
+                let req = proto::RequestV2::decode(raw.as_slice()).map_err(|e| {
+                    IngestError::BadRequest(format!("cannot decode io.prometheus.write.v2.Request protobuf: {e}"))
+                })?;
+                let mut batch = WriteBatch::with_capacity(req.timeseries.len(), 12);
+                let problems = convert_v2(&req, &mut batch)?;
+                state.store(&batch, problems).await
+            }
+        }
     }
     .await;
-    state.stats.request(
-        protocol,
-        result.as_ref().is_ok_and(|o| o.problems.first().is_none()),
-    );
+    state
+        .stats
+        .request(protocol, result.as_ref().is_ok_and(|o| o.problems.first().is_none()));
     respond(protocol, result)
 }
 
@@ -259,18 +205,9 @@ fn respond(protocol: Protocol, result: Result<StoreOutcome, IngestError>) -> Res
     };
     if matches!(protocol, Protocol::RemoteWriteV2) {
         let h = resp.headers_mut();
-        h.insert(
-            "X-Prometheus-Remote-Write-Samples-Written",
-            HeaderValue::from(written),
-        );
-        h.insert(
-            "X-Prometheus-Remote-Write-Histograms-Written",
-            HeaderValue::from(0u64),
-        );
-        h.insert(
-            "X-Prometheus-Remote-Write-Exemplars-Written",
-            HeaderValue::from(0u64),
-        );
+        h.insert("X-Prometheus-Remote-Write-Samples-Written", HeaderValue::from(written));
+        h.insert("X-Prometheus-Remote-Write-Histograms-Written", HeaderValue::from(0u64));
+        h.insert("X-Prometheus-Remote-Write-Exemplars-Written", HeaderValue::from(0u64));
     }
     resp
 }

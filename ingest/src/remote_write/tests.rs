@@ -34,9 +34,7 @@ fn v1_body(ts: Vec<TimeSeries>) -> Vec<u8> {
         metadata: vec![],
     }
     .encode_to_vec();
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .expect("snappy")
+    snap::raw::Encoder::new().compress_vec(&raw).expect("snappy")
 }
 
 fn post(body: Vec<u8>, content_type: Option<&str>, encoding: Option<&str>) -> Request<Body> {
@@ -69,10 +67,7 @@ async fn v1_write_is_stored_exactly_with_stale_markers_and_retries_once() {
     assert_eq!(code, 204, "a retried request is accepted");
     let got = stored(&st, "up").await;
     assert_eq!(got.len(), 1);
-    assert_eq!(
-        got[0].1,
-        vec![(t, 1f64.to_bits()), (t + 15, STALE_NAN_BITS)]
-    );
+    assert_eq!(got[0].1, vec![(t, 1f64.to_bits()), (t + 15, STALE_NAN_BITS)]);
 }
 
 #[tokio::test]
@@ -122,10 +117,7 @@ async fn invalid_series_are_named_and_valid_ones_kept() {
     ]);
     let (code, _, msg) = send(&st, v1(body)).await;
     assert_eq!(code, 400);
-    assert!(
-        msg.contains("bad_order") && msg.contains("not sorted"),
-        "{msg}"
-    );
+    assert!(msg.contains("bad_order") && msg.contains("not sorted"), "{msg}");
     assert_eq!(stored(&st, "ok").await.len(), 2);
     use crate::stats::RejectReason;
     assert_eq!(st.stats.rejected(RejectReason::InvalidSeries), 4);
@@ -135,18 +127,12 @@ async fn invalid_series_are_named_and_valid_ones_kept() {
 async fn too_old_samples_are_400_naming_the_series() {
     let (_tmp, st) = state(IngestOptions::default()).await;
     let t = now_ms();
-    let body = v1_body(vec![series(
-        &[("__name__", "m"), ("i", "fresh")],
-        &[(t, 1.0)],
-    )]);
+    let body = v1_body(vec![series(&[("__name__", "m"), ("i", "fresh")], &[(t, 1.0)])]);
     assert_eq!(send(&st, v1(body)).await.0, 204);
     // Now the newest sample is at t: three hours back is outside the window.
     let body = v1_body(vec![
         series(&[("__name__", "m"), ("i", "fresh")], &[(t + 1, 1.0)]),
-        series(
-            &[("__name__", "m"), ("i", "ancient")],
-            &[(t - 3 * 3_600_000, 1.0)],
-        ),
+        series(&[("__name__", "m"), ("i", "ancient")], &[(t - 3 * 3_600_000, 1.0)]),
     ]);
     let (code, _, msg) = send(&st, v1(body)).await;
     assert_eq!(code, 400);
@@ -196,10 +182,7 @@ async fn v2_write_resolves_symbols_and_reports_written_counts() {
         .collect();
     let ts = |code: u32, v: f64| TimeSeriesV2 {
         labels_refs: vec![1, 2, 3, code],
-        samples: vec![Sample {
-            value: v,
-            timestamp: t,
-        }],
+        samples: vec![Sample { value: v, timestamp: t }],
         histograms: vec![],
         exemplars: vec![],
         metadata: None,

@@ -115,22 +115,10 @@ pub fn success<T: Serialize>(data: T, warnings: Vec<String>) -> Response {
 /// The routes of the Prometheus API served by this crate.
 pub fn router<R: SeriesReader>(state: ApiState<R>) -> Router {
     Router::new()
-        .route(
-            "/api/v1/series",
-            get(series::series::<R>).post(series::series::<R>),
-        )
-        .route(
-            "/api/v1/labels",
-            get(series::labels::<R>).post(series::labels::<R>),
-        )
-        .route(
-            "/api/v1/label/{name}/values",
-            get(series::label_values::<R>),
-        )
-        .route(
-            "/api/v1/export",
-            get(export::export::<R>).post(export::export::<R>),
-        )
+        .route("/api/v1/series", get(series::series::<R>).post(series::series::<R>))
+        .route("/api/v1/labels", get(series::labels::<R>).post(series::labels::<R>))
+        .route("/api/v1/label/{name}/values", get(series::label_values::<R>))
+        .route("/api/v1/export", get(export::export::<R>).post(export::export::<R>))
         .with_state(state)
 }
 

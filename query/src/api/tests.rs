@@ -3,7 +3,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::Value;
-use sightline_storage::{Db, DbOptions, Labels, STALE_NAN_BITS, Sample, SeriesSamples, now_ms};
+use sightline_storage::{Db, DbOptions, Labels, STALE_NAN_BITS, Sample, WriteBatch, now_ms};
 use tower::ServiceExt;
 
 use crate::{ApiState, router};
@@ -14,27 +14,26 @@ async fn db_with_data() -> (tempfile::TempDir, Db, i64) {
     o.wal_fsync = false;
     let db = Db::open(o).await.expect("open");
     let t = now_ms() - 60_000;
-    let s = |name: &str, job: &str, inst: &str, v: &[f64]| SeriesSamples {
-        labels: Labels::from_pairs([("__name__", name), ("job", job), ("instance", inst)]),
-        samples: v
+    let s = |name: &str, job: &str, inst: &str, v: &[f64]| {
+        let labels = Labels::from_pairs([("__name__", name), ("job", job), ("instance", inst)]).into_vec();
+        let samples: Vec<Sample> = v
             .iter()
             .enumerate()
             .map(|(i, v)| Sample::new(t + i as i64 * 15_000, *v))
-            .collect(),
+            .collect();
+        (labels, samples)
     };
-    db.append(&[
+    let series = [
         s("up", "node", "a:9100", &[1.0, 1.0]),
         s("up", "node", "b:9100", &[0.0]),
         s("up", "api", "c:80", &[1.0, f64::from_bits(STALE_NAN_BITS)]),
-        s(
-            "cpu_seconds_total",
-            "node",
-            "a:9100",
-            &[0.1, 12345.67, f64::INFINITY],
-        ),
-    ])
-    .await
-    .expect("append");
+        s("cpu_seconds_total", "node", "a:9100", &[0.1, 12345.67, f64::INFINITY]),
+    ];
+    let mut batch = WriteBatch::new();
+    for (labels, samples) in &series {
+        batch.add_series(labels, samples);
+    }
+    db.append(&batch).await.expect("append");
     (tmp, db, t)
 }
 
@@ -45,9 +44,7 @@ async fn get(db: &Db, uri: &str) -> (u16, String) {
         .await
         .expect("resp");
     let code = resp.status().as_u16();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
     (code, String::from_utf8_lossy(&body).to_string())
 }
 
@@ -66,15 +63,9 @@ async fn series_labels_and_values_answer_in_prometheus_format() {
     assert_eq!(v["data"][0]["instance"], "a:9100");
 
     let (_, body) = get(&db, "/api/v1/labels").await;
-    assert_eq!(
-        json(&body)["data"],
-        serde_json::json!(["__name__", "instance", "job"])
-    );
+    assert_eq!(json(&body)["data"], serde_json::json!(["__name__", "instance", "job"]));
     let (_, body) = get(&db, "/api/v1/label/__name__/values").await;
-    assert_eq!(
-        json(&body)["data"],
-        serde_json::json!(["cpu_seconds_total", "up"])
-    );
+    assert_eq!(json(&body)["data"], serde_json::json!(["cpu_seconds_total", "up"]));
     let (_, body) = get(&db, "/api/v1/label/instance/values?match[]=up&limit=2").await;
     let v = json(&body);
     assert_eq!(v["data"], serde_json::json!(["a:9100", "b:9100"]));
@@ -112,21 +103,12 @@ async fn export_returns_every_sample_exactly() {
     let cpu = &lines[0];
     assert_eq!(cpu["metric"]["__name__"], "cpu_seconds_total");
     assert_eq!(cpu["values"], serde_json::json!([0.1, 12345.67, "+Inf"]));
-    assert_eq!(
-        cpu["timestamps"],
-        serde_json::json!([t, t + 15_000, t + 30_000])
-    );
-    let api = lines
-        .iter()
-        .find(|l| l["metric"]["job"] == "api")
-        .expect("api");
+    assert_eq!(cpu["timestamps"], serde_json::json!([t, t + 15_000, t + 30_000]));
+    let api = lines.iter().find(|l| l["metric"]["job"] == "api").expect("api");
     assert_eq!(api["values"], serde_json::json!([1.0, "StaleNaN"]));
     let (_, body) = get(
         &db,
-        &format!(
-            "/api/v1/export?match[]=up&start={}",
-            (t + 10_000) as f64 / 1000.0
-        ),
+        &format!("/api/v1/export?match[]=up&start={}", (t + 10_000) as f64 / 1000.0),
     )
     .await;
     assert_eq!(body.lines().count(), 2, "b:9100 has no sample after start");

@@ -9,8 +9,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
@@ -86,10 +85,7 @@ impl Block {
     pub async fn open(store: BlockStore, meta: BlockMeta) -> Result<Self> {
         let dir = ObjectPath::from(format!("blocks/{}", meta.id));
         let id = meta.id.clone();
-        let series = parse_index(
-            &id,
-            read_batches(store.get(&dir.clone().join(INDEX_FILE)).await?)?,
-        )?;
+        let series = parse_index(&id, read_batches(store.get(&dir.clone().join(INDEX_FILE)).await?)?)?;
         let postings = parse_postings(
             &id,
             read_batches(store.get(&dir.clone().join(POSTINGS_FILE)).await?)?,
@@ -102,16 +98,12 @@ impl Block {
             .copied()
             .ok_or_else(|| corrupt(&id, "meta lists no samples file"))?;
         let mut reader = ObjectReader::new(&store, samples_path.clone(), size);
-        let samples_meta =
-            ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+        let samples_meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
         let rows = samples_meta.metadata().file_metadata().num_rows();
         if u64::try_from(rows).ok() != Some(meta.num_samples) {
             return Err(corrupt(
                 &id,
-                format!(
-                    "samples file has {rows} rows, meta says {}",
-                    meta.num_samples
-                ),
+                format!("samples file has {rows} rows, meta says {}", meta.num_samples),
             ));
         }
         Ok(Block {
@@ -177,18 +169,12 @@ impl Block {
             selectors.push(RowSelector::select(s.row_count as usize));
             cursor = s.row_start + u64::from(s.row_count);
         }
-        let size = self
-            .meta
-            .files
-            .get(SAMPLES_FILE)
-            .copied()
-            .unwrap_or_default();
+        let size = self.meta.files.get(SAMPLES_FILE).copied().unwrap_or_default();
         let reader = ObjectReader::new(&self.store, self.samples_path.clone(), size);
-        let stream =
-            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone())
-                .with_row_selection(RowSelection::from(selectors))
-                .with_batch_size(65_536)
-                .build()?;
+        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone())
+            .with_row_selection(RowSelection::from(selectors))
+            .with_batch_size(65_536)
+            .build()?;
         let batches: Vec<RecordBatch> = stream.try_collect().await?;
 
         let mut out: Vec<SeriesChunk> = Vec::with_capacity(ids.len());
@@ -264,9 +250,7 @@ fn parse_index(id: &str, batches: Vec<RecordBatch>) -> Result<Vec<BlockSeries>> 
                 ls.push(Label::new(values.value(i), values.value(i + 1)));
             }
             out.push(BlockSeries {
-                labels: Arc::new(Labels::from_pairs(
-                    ls.into_iter().map(|l| (l.name, l.value)),
-                )),
+                labels: Arc::new(Labels::from_pairs(ls.into_iter().map(|l| (l.name, l.value)))),
                 row_start: row_start.value(row),
                 row_count: row_count.value(row),
                 min_t: min_t.value(row),
@@ -296,11 +280,7 @@ fn parse_postings(id: &str, batches: Vec<RecordBatch>, num_series: usize) -> Res
             if list.iter().any(|x| *x as usize >= num_series) {
                 return Err(corrupt(id, "posting points past the series table"));
             }
-            entries.push((
-                names.value(row).to_string(),
-                values.value(row).to_string(),
-                list,
-            ));
+            entries.push((names.value(row).to_string(), values.value(row).to_string(), list));
         }
     }
     let all = (0..u32::try_from(num_series).unwrap_or(u32::MAX)).collect();

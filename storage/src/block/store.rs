@@ -56,8 +56,7 @@ impl BlockStore {
         if let Some(root) = &self.local_root {
             let file = root.join(path.as_ref());
             let f = std::fs::File::open(&file).map_err(|e| StorageError::io("open", &file, e))?;
-            f.sync_all()
-                .map_err(|e| StorageError::io("fsync", &file, e))?;
+            f.sync_all().map_err(|e| StorageError::io("fsync", &file, e))?;
             if let Some(dir) = file.parent() {
                 crate::wal::sync_dir(dir)?;
                 if let Some(parent) = dir.parent() {
@@ -131,33 +130,20 @@ impl parquet::arrow::async_reader::AsyncFileReader for ObjectReader {
         &mut self,
         range: std::ops::Range<u64>,
     ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        Box::pin(async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(parquet_err)
-        })
+        Box::pin(async move { self.store.get_range(&self.path, range).await.map_err(parquet_err) })
     }
 
     fn get_byte_ranges(
         &mut self,
         ranges: Vec<std::ops::Range<u64>>,
     ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        Box::pin(async move {
-            self.store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(parquet_err)
-        })
+        Box::pin(async move { self.store.get_ranges(&self.path, &ranges).await.map_err(parquet_err) })
     }
 
     fn get_metadata<'a>(
         &'a mut self,
         _options: Option<&'a parquet::arrow::arrow_reader::ArrowReaderOptions>,
-    ) -> futures::future::BoxFuture<
-        'a,
-        parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>,
-    > {
+    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<parquet::file::metadata::ParquetMetaData>>> {
         Box::pin(async move {
             let size = self.size;
             let meta = parquet::file::metadata::ParquetMetaDataReader::new()

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder,
-};
+use arrow_array::builder::{Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, Int8Array, Int64Array, RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
@@ -14,9 +12,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{
-    BLOCK_FORMAT_VERSION, BlockMeta, BlockStore, INDEX_FILE, META_FILE, POSTINGS_FILE, SAMPLES_FILE,
-};
+use super::{BLOCK_FORMAT_VERSION, BlockMeta, BlockStore, INDEX_FILE, META_FILE, POSTINGS_FILE, SAMPLES_FILE};
 use crate::error::{Result, StorageError};
 use crate::labels::Labels;
 use crate::postings::Postings;
@@ -75,11 +71,7 @@ pub(crate) fn postings_schema() -> SchemaRef {
     ]))
 }
 
-fn props(
-    zstd_level: i32,
-    delta_columns: &[&str],
-    split_columns: &[&str],
-) -> Result<WriterProperties> {
+fn props(zstd_level: i32, delta_columns: &[&str], split_columns: &[&str]) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(zstd_level)?;
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -226,11 +218,7 @@ impl BlockWriter {
         let index = Bytes::from(write_index(&self.index, self.opts.zstd_level)?);
         let postings = Bytes::from(write_postings(&self.index, self.opts.zstd_level)?);
         Ok(Some(EncodedBlock {
-            files: vec![
-                (SAMPLES_FILE, samples),
-                (INDEX_FILE, index),
-                (POSTINGS_FILE, postings),
-            ],
+            files: vec![(SAMPLES_FILE, samples), (INDEX_FILE, index), (POSTINGS_FILE, postings)],
             min_t: self.min_t,
             max_t: self.max_t,
             num_series: self.index.len() as u64,
@@ -254,12 +242,7 @@ impl EncodedBlock {
     /// Writes the data files, then `meta.json` last, each durably; the block
     /// exists from the moment its meta does. `sources` names the blocks it
     /// replaces (compaction), which are deleted at start-up if still there.
-    pub async fn persist(
-        self,
-        store: &BlockStore,
-        id: &str,
-        sources: Vec<String>,
-    ) -> Result<BlockMeta> {
+    pub async fn persist(self, store: &BlockStore, id: &str, sources: Vec<String>) -> Result<BlockMeta> {
         let dir = ObjectPath::from(format!("blocks/{id}"));
         let mut files = std::collections::BTreeMap::new();
         for (name, data) in self.files {
@@ -303,12 +286,8 @@ fn write_index(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
     let cols: Vec<ArrayRef> = vec![
         Arc::new(UInt32Array::from_iter_values(0..n)),
         Arc::new(labels.finish()),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.row_start),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.row_count),
-        )),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.row_start))),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.row_count))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.min_t))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.max_t))),
         Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.scale))),

@@ -10,8 +10,7 @@ use super::open::remove_files;
 use super::query::merge_sources;
 use super::{Db, dur_ms, now_ms};
 use crate::block::{
-    Block, BlockWriter, INDEX_FILE, META_FILE, POSTINGS_FILE, SAMPLES_FILE, WriteOptions,
-    new_block_id,
+    Block, BlockWriter, INDEX_FILE, META_FILE, POSTINGS_FILE, SAMPLES_FILE, WriteOptions, new_block_id,
 };
 use crate::error::Result;
 use crate::labels::Labels;
@@ -37,10 +36,7 @@ impl Db {
         let settled_before = max_t.saturating_sub(dur_ms(self.inner.opts.out_of_order_window));
         let mut by_partition: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
         for b in blocks {
-            by_partition
-                .entry(b.meta.partition_start)
-                .or_default()
-                .push(b);
+            by_partition.entry(b.meta.partition_start).or_default().push(b);
         }
         for (_, group) in by_partition {
             if group.len() < 2 {
@@ -79,10 +75,7 @@ impl Db {
         let mut series: BTreeMap<Arc<Labels>, Locations> = BTreeMap::new();
         for (bi, b) in sources.iter().enumerate() {
             for (id, s) in b.all_series().iter().enumerate() {
-                series
-                    .entry(s.labels.clone())
-                    .or_default()
-                    .push((bi, id as u32));
+                series.entry(s.labels.clone()).or_default().push((bi, id as u32));
             }
         }
         let first = &sources[0].meta;
@@ -100,9 +93,7 @@ impl Db {
             let mut budget = 0u64;
             while j < entries.len() && (j == i || budget < MERGE_BATCH_SAMPLES) {
                 for (bi, id) in &entries[j].1 {
-                    budget += sources[*bi]
-                        .series(*id)
-                        .map_or(0, |s| u64::from(s.row_count));
+                    budget += sources[*bi].series(*id).map_or(0, |s| u64::from(s.row_count));
                 }
                 j += 1;
             }
@@ -129,9 +120,7 @@ impl Db {
         };
         let id = new_block_id();
         let source_ids: Vec<String> = sources.iter().map(|b| b.meta.id.clone()).collect();
-        let meta = encoded
-            .persist(&inner.store, &id, source_ids.clone())
-            .await?;
+        let meta = encoded.persist(&inner.store, &id, source_ids.clone()).await?;
         let merged = Arc::new(Block::open(inner.store.clone(), meta).await?);
         let (samples_in, samples_out) = (
             sources.iter().map(|b| b.meta.num_samples).sum::<u64>(),
@@ -174,10 +163,7 @@ impl Db {
         if expired.is_empty() {
             return Ok(());
         }
-        self.inner
-            .blocks
-            .write()
-            .retain(|b| !expired.contains(&b.meta.id));
+        self.inner.blocks.write().retain(|b| !expired.contains(&b.meta.id));
         for id in &expired {
             delete_block(&self.inner.store, id).await?;
             self.inner.stats.retention_deletions.inc();

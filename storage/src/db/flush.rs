@@ -43,11 +43,7 @@ impl Db {
                 blocks.extend(opened);
                 blocks.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
             }
-            inner
-                .heads
-                .write()
-                .flushing
-                .retain(|h| !Arc::ptr_eq(h, &head));
+            inner.heads.write().flushing.retain(|h| !Arc::ptr_eq(h, &head));
             inner.stats.head_flushes.inc();
             tracing::info!(samples = head.num_samples(), "head flushed to blocks");
         }
@@ -114,14 +110,12 @@ impl Db {
                 let j = i + buf[i..].partition_point(|s| s.t < p.saturating_add(part));
                 let w = match writers.entry(p) {
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        e.insert(BlockWriter::new(WriteOptions {
-                            zstd_level: inner.opts.zstd_level,
-                            partition_start: p,
-                            partition_end: p.saturating_add(part),
-                            level: 0,
-                        })?)
-                    }
+                    std::collections::btree_map::Entry::Vacant(e) => e.insert(BlockWriter::new(WriteOptions {
+                        zstd_level: inner.opts.zstd_level,
+                        partition_start: p,
+                        partition_end: p.saturating_add(part),
+                        level: 0,
+                    })?),
                 };
                 w.add_series(labels.clone(), &buf[i..j])?;
                 i = j;

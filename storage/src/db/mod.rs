@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::batch::WriteBatch;
 use crate::block::{Block, BlockStore};
 use crate::error::{Result, StorageError};
 use crate::head::{Head, InsertOutcome, SeriesRef, SeriesRegistry};
-use crate::labels::Labels;
+use crate::labels::{LabelError, LabelLimits, Labels, hash_label_pairs, validate_labels};
 use crate::sample::Sample;
 use crate::stats::StorageStats;
 use crate::wal::{Wal, WalAck, encode_samples, encode_series};
@@ -46,6 +47,8 @@ pub struct DbOptions {
     pub zstd_level: i32,
     /// Blocks of one level and partition merged at once.
     pub compaction_fan_in: usize,
+    /// Limits on the labels of new series.
+    pub label_limits: LabelLimits,
 }
 
 impl DbOptions {
@@ -64,13 +67,16 @@ impl DbOptions {
             partition: Duration::from_secs(2 * 3600),
             zstd_level: 3,
             compaction_fan_in: 4,
+            label_limits: LabelLimits::default(),
         }
     }
 }
 
 /// Why a sample was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
+    /// The series' labels break the rules (see [`LabelError`]).
+    InvalidLabels(LabelError),
     /// Older than the out-of-order window or the retention allows.
     TooOld {
         /// The sample's timestamp.
@@ -95,6 +101,7 @@ pub enum Rejection {
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Rejection::InvalidLabels(e) => write!(f, "invalid series: {e}"),
             Rejection::TooOld { t, min_valid } => write!(
                 f,
                 "sample timestamp {t} is too old: the oldest accepted now is {min_valid} (out-of-order window or retention)"
@@ -104,10 +111,7 @@ impl std::fmt::Display for Rejection {
                 "sample timestamp {t} is too far in the future: the newest accepted now is {max_valid}"
             ),
             Rejection::Conflict { t } => {
-                write!(
-                    f,
-                    "duplicate sample for timestamp {t} with a different value"
-                )
+                write!(f, "duplicate sample for timestamp {t} with a different value")
             }
         }
     }
@@ -120,6 +124,8 @@ pub struct AppendReport {
     pub stored: u64,
     /// Samples already stored identically (retries), not stored again.
     pub duplicates: u64,
+    /// Samples refused because their series' labels are invalid.
+    pub invalid: u64,
     /// Samples refused as too old.
     pub too_old: u64,
     /// Samples refused as too far in the future.
@@ -133,17 +139,8 @@ pub struct AppendReport {
 impl AppendReport {
     /// All refused samples.
     pub fn rejected(&self) -> u64 {
-        self.too_old + self.too_new + self.conflicts
+        self.invalid + self.too_old + self.too_new + self.conflicts
     }
-}
-
-/// One series' samples offered for storage; labels already validated.
-#[derive(Debug, Clone)]
-pub struct SeriesSamples {
-    /// The series' labels.
-    pub labels: Labels,
-    /// Its samples, in any order.
-    pub samples: Vec<Sample>,
 }
 
 #[derive(Debug)]
@@ -211,7 +208,7 @@ impl Db {
     /// fsynced when configured): a successful return is an acknowledgement.
     /// Refused samples are counted in the report, not errors; the valid
     /// samples of the same call are kept.
-    pub async fn append(&self, batch: &[SeriesSamples]) -> Result<AppendReport> {
+    pub async fn append(&self, batch: &WriteBatch<'_>) -> Result<AppendReport> {
         let (report, ack) = self.append_to_head(batch)?;
         if let Some(ack) = ack {
             ack.wait().await?;
@@ -219,9 +216,10 @@ impl Db {
         Ok(report)
     }
 
-    /// The head part of [`Db::append`]: validates times, stores samples in
-    /// the head and queues the WAL record, all under the append lock.
-    fn append_to_head(&self, batch: &[SeriesSamples]) -> Result<(AppendReport, Option<WalAck>)> {
+    /// The head part of [`Db::append`]: resolves series (validating only
+    /// new ones), checks times, stores samples in the head and queues the
+    /// WAL record, all under the append lock.
+    fn append_to_head(&self, batch: &WriteBatch<'_>) -> Result<(AppendReport, Option<WalAck>)> {
         let inner = &*self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(StorageError::ShuttingDown);
@@ -233,34 +231,55 @@ impl Db {
                 self.head_samples()
             )));
         }
-        let hashes: Vec<u64> = batch.iter().map(|s| s.labels.stable_hash()).collect();
+        let n = batch.len();
+        let mut scratch = Vec::with_capacity(512);
+        // Known series are found by their wire labels without allocating;
+        // a series with an empty label value needs validation first (empty
+        // values are dropped), so it always takes the slow path.
+        let hashes: Vec<Option<u64>> = (0..n)
+            .map(|i| {
+                let pairs = batch.labels(i);
+                (!pairs.iter().any(|(_, v)| v.is_empty()))
+                    .then(|| hash_label_pairs(&mut scratch, pairs.iter().copied()))
+            })
+            .collect();
         let mut report = AppendReport::default();
         let _guard = inner.append_lock.lock();
 
-        // Resolve references; create missing series under the write lock.
         let mut refs: Vec<Option<SeriesRef>> = {
             let reg = inner.registry.read();
-            batch
-                .iter()
-                .zip(&hashes)
-                .map(|(s, h)| reg.lookup(*h, &s.labels))
+            (0..n)
+                .map(|i| hashes[i].and_then(|h| reg.lookup_pairs(h, batch.labels(i))))
                 .collect()
         };
-        let mut new_series: Vec<(SeriesRef, usize)> = Vec::new();
+        let mut new_series: Vec<(SeriesRef, Labels)> = Vec::new();
         if refs.iter().any(Option::is_none) {
-            let mut reg = inner.registry.write();
-            for (i, r) in refs.iter_mut().enumerate() {
-                if r.is_none() {
-                    let found = reg.lookup(hashes[i], &batch[i].labels);
-                    *r = Some(match found {
-                        Some(r) => r,
-                        None => {
-                            let nr = reg.create(hashes[i], batch[i].labels.clone());
-                            new_series.push((nr, i));
-                            nr
-                        }
-                    });
+            let mut valid = Vec::new();
+            for (i, r) in refs.iter().enumerate() {
+                if r.is_some() {
+                    continue;
                 }
+                match validate_labels(batch.labels(i), &inner.opts.label_limits) {
+                    Ok(labels) => {
+                        let h = labels.stable_hash();
+                        valid.push((i, labels, h));
+                    }
+                    Err(e) => {
+                        report.invalid += batch.samples(i).len() as u64;
+                        report.first_rejection.get_or_insert((i, Rejection::InvalidLabels(e)));
+                    }
+                }
+            }
+            let mut reg = inner.registry.write();
+            for (i, labels, h) in valid {
+                refs[i] = Some(match reg.lookup(h, &labels) {
+                    Some(r) => r,
+                    None => {
+                        let r = reg.create(h, labels.clone());
+                        new_series.push((r, labels));
+                        r
+                    }
+                });
             }
             inner.stats.series_created.add(new_series.len() as u64);
             inner.stats.head_series.set(reg.len() as u64);
@@ -273,28 +292,33 @@ impl Db {
             .max(now.saturating_sub(dur_ms(inner.opts.retention)));
         let max_valid = now.saturating_add(dur_ms(inner.opts.future_tolerance));
         let head = inner.heads.read().active.clone();
-        let mut wal_samples: Vec<(SeriesRef, Sample)> = Vec::new();
+        let mut wal_samples: Vec<(SeriesRef, Sample)> = Vec::with_capacity(batch.num_samples());
         let mut new_max = max_t;
         let mut valid = Vec::new();
-        for (i, (series, r)) in batch.iter().zip(&refs).enumerate() {
+        for (i, r) in refs.iter().enumerate() {
             let Some(r) = *r else { continue };
-            valid.clear();
-            for s in &series.samples {
-                let why = if s.t < min_valid {
-                    report.too_old += 1;
-                    Some(Rejection::TooOld { t: s.t, min_valid })
-                } else if s.t > max_valid {
-                    report.too_new += 1;
-                    Some(Rejection::TooNew { t: s.t, max_valid })
-                } else {
-                    valid.push(*s);
-                    None
-                };
-                if let Some(why) = why {
+            let samples = batch.samples(i);
+            let in_window = samples.iter().all(|s| s.t >= min_valid && s.t <= max_valid);
+            let accepted: &[Sample] = if in_window {
+                samples
+            } else {
+                valid.clear();
+                for s in samples {
+                    let why = if s.t < min_valid {
+                        report.too_old += 1;
+                        Rejection::TooOld { t: s.t, min_valid }
+                    } else if s.t > max_valid {
+                        report.too_new += 1;
+                        Rejection::TooNew { t: s.t, max_valid }
+                    } else {
+                        valid.push(*s);
+                        continue;
+                    };
                     report.first_rejection.get_or_insert((i, why));
                 }
-            }
-            head.insert(r, &valid, |s, outcome| match outcome {
+                &valid
+            };
+            head.insert(r, accepted, |s, outcome| match outcome {
                 InsertOutcome::Stored => {
                     wal_samples.push((r, *s));
                     new_max = new_max.max(s.t);
@@ -318,10 +342,7 @@ impl Db {
 
         let mut record = Vec::with_capacity(wal_samples.len() * 12 + new_series.len() * 64);
         if !new_series.is_empty() {
-            let list: Vec<(SeriesRef, &Labels)> = new_series
-                .iter()
-                .map(|(r, i)| (*r, &batch[*i].labels))
-                .collect();
+            let list: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, l)).collect();
             encode_series(&mut record, &list);
         }
         encode_samples(&mut record, &wal_samples);
@@ -393,8 +414,7 @@ impl Db {
     fn head_needs_flush(&self) -> bool {
         let head = self.inner.heads.read().active.clone();
         let n = head.num_samples();
-        n >= self.inner.opts.head_max_samples
-            || (n > 0 && head.age() >= self.inner.opts.head_max_age)
+        n >= self.inner.opts.head_max_samples || (n > 0 && head.age() >= self.inner.opts.head_max_age)
     }
 }
 

@@ -26,15 +26,10 @@ impl Db {
     pub async fn open_with_store(opts: DbOptions, store: BlockStore) -> Result<Self> {
         let stats = Arc::new(StorageStats::default());
         let blocks = load_blocks(&store).await?;
-        let mut max_t = blocks
-            .iter()
-            .map(|b| b.meta.max_t)
-            .max()
-            .unwrap_or(i64::MIN);
+        let mut max_t = blocks.iter().map(|b| b.meta.max_t).max().unwrap_or(i64::MIN);
 
         let wal_dir = opts.data_dir.join("wal");
-        std::fs::create_dir_all(&wal_dir)
-            .map_err(|e| StorageError::io("create dir", &wal_dir, e))?;
+        std::fs::create_dir_all(&wal_dir).map_err(|e| StorageError::io("create dir", &wal_dir, e))?;
         let mut registry = SeriesRegistry::new();
         let head = Head::new();
         let mut unknown_refs = 0u64;
@@ -66,10 +61,7 @@ impl Db {
         })?;
         stats.wal_corruptions.add(report.corruptions);
         if unknown_refs > 0 {
-            tracing::warn!(
-                samples = unknown_refs,
-                "wal: samples for unknown series skipped"
-            );
+            tracing::warn!(samples = unknown_refs, "wal: samples for unknown series skipped");
         }
         tracing::info!(
             records = report.records,
@@ -148,10 +140,7 @@ async fn load_blocks(store: &BlockStore) -> Result<Vec<Arc<Block>>> {
             }
         }
     }
-    let replaced: BTreeSet<String> = metas
-        .iter()
-        .flat_map(|m| m.sources.iter().cloned())
-        .collect();
+    let replaced: BTreeSet<String> = metas.iter().flat_map(|m| m.sources.iter().cloned()).collect();
     let mut blocks = Vec::new();
     for meta in metas {
         if replaced.contains(&meta.id) {

@@ -21,8 +21,7 @@ pub(crate) fn merge_sources(mut sources: Vec<Vec<Sample>>) -> Vec<Sample> {
         0 => Vec::new(),
         1 => sources.pop().unwrap_or_default(),
         _ => {
-            let mut all: Vec<(i64, usize, f64)> =
-                Vec::with_capacity(sources.iter().map(Vec::len).sum());
+            let mut all: Vec<(i64, usize, f64)> = Vec::with_capacity(sources.iter().map(Vec::len).sum());
             for (rank, src) in sources.iter().enumerate() {
                 all.extend(src.iter().map(|s| (s.t, rank, s.v)));
             }
@@ -54,10 +53,7 @@ impl Db {
         for b in &blocks {
             let ids = b.select_ids(matchers, start, end);
             for chunk in b.read_series(&ids, start, end).await? {
-                by_series
-                    .entry(chunk.labels)
-                    .or_default()
-                    .push(chunk.samples);
+                by_series.entry(chunk.labels).or_default().push(chunk.samples);
             }
         }
         {
@@ -119,10 +115,7 @@ impl SeriesReader for Db {
     }
 
     async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
-        Ok(self
-            .matching_series(matchers, start, end)
-            .into_iter()
-            .collect())
+        Ok(self.matching_series(matchers, start, end).into_iter().collect())
     }
 
     async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
@@ -137,13 +130,7 @@ impl SeriesReader for Db {
         Ok(names.into_iter().collect())
     }
 
-    async fn label_values(
-        &self,
-        name: &str,
-        matchers: &[Matcher],
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<String>> {
+    async fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
         let mut values = BTreeSet::new();
         for l in self.matching_series(matchers, start, end) {
             if let Some(v) = l.get(name)
@@ -166,11 +153,7 @@ mod tests {
         let new = vec![Sample::new(2, 20.0), Sample::new(3, 3.0)];
         assert_eq!(
             merge_sources(vec![old, new]),
-            vec![
-                Sample::new(1, 1.0),
-                Sample::new(2, 20.0),
-                Sample::new(3, 3.0)
-            ]
+            vec![Sample::new(1, 1.0), Sample::new(2, 20.0), Sample::new(3, 3.0)]
         );
     }
 }

@@ -10,10 +10,30 @@ fn opts(dir: &std::path::Path) -> DbOptions {
     o
 }
 
-fn series(name: &str, host: &str, samples: &[(i64, f64)]) -> SeriesSamples {
-    SeriesSamples {
-        labels: Labels::from_pairs([("__name__", name), ("host", host)]),
+struct Series {
+    labels: Vec<crate::Label>,
+    samples: Vec<Sample>,
+}
+
+fn series(name: &str, host: &str, samples: &[(i64, f64)]) -> Series {
+    Series {
+        labels: Labels::from_pairs([("__name__", name), ("host", host)]).into_vec(),
         samples: samples.iter().map(|(t, v)| Sample::new(*t, *v)).collect(),
+    }
+}
+
+/// Appends owned series through a write batch, as ingest does.
+trait AppendOwned {
+    async fn append_all(&self, list: &[Series]) -> Result<AppendReport>;
+}
+
+impl AppendOwned for Db {
+    async fn append_all(&self, list: &[Series]) -> Result<AppendReport> {
+        let mut b = crate::WriteBatch::new();
+        for s in list {
+            b.add_series(&s.labels, &s.samples);
+        }
+        self.append(&b).await
     }
 }
 
@@ -38,12 +58,8 @@ async fn samples_survive_flush_compaction_and_reopen() {
     let db = Db::open(opts(tmp.path())).await.expect("open");
     let stale = f64::from_bits(crate::STALE_NAN_BITS);
     let rep = db
-        .append(&[
-            series(
-                "cpu",
-                "a",
-                &[(t0, 1.5), (t0 + 15_000, 2.25), (t0 + 30_000, stale)],
-            ),
+        .append_all(&[
+            series("cpu", "a", &[(t0, 1.5), (t0 + 15_000, 2.25), (t0 + 30_000, stale)]),
             series("cpu", "b", &[(t0, 1e300), (t0 + 15_000, -0.0)]),
         ])
         .await
@@ -52,7 +68,7 @@ async fn samples_survive_flush_compaction_and_reopen() {
     let before = read_all(&db, "cpu").await;
     db.flush_head().await.expect("flush");
     assert_eq!(db.blocks().len(), 1);
-    db.append(&[series("cpu", "a", &[(t0 + 45_000, 3.0)])])
+    db.append_all(&[series("cpu", "a", &[(t0 + 45_000, 3.0)])])
         .await
         .expect("append");
     db.flush_head().await.expect("flush");
@@ -81,9 +97,7 @@ async fn samples_survive_flush_compaction_and_reopen() {
     assert_eq!(db.blocks().len(), 1);
     assert_eq!(db.blocks()[0].meta.level, 1);
     check(read_all(&db, "cpu").await);
-    let files = std::fs::read_dir(tmp.path().join("blocks"))
-        .expect("dir")
-        .count();
+    let files = std::fs::read_dir(tmp.path().join("blocks")).expect("dir").count();
     assert_eq!(files, 1, "source blocks are deleted after compaction");
 }
 
@@ -93,16 +107,13 @@ async fn unflushed_samples_are_replayed_from_the_wal() {
     let t0 = now_ms() - 60_000;
     {
         let db = Db::open(opts(tmp.path())).await.expect("open");
-        db.append(&[series("up", "a", &[(t0, 1.0), (t0 + 1, 0.0)])])
+        db.append_all(&[series("up", "a", &[(t0, 1.0), (t0 + 1, 0.0)])])
             .await
             .expect("append");
         db.flush_head().await.expect("flush");
-        db.append(&[
-            series("up", "a", &[(t0 + 2, 1.0)]),
-            series("up", "b", &[(t0, 7.0)]),
-        ])
-        .await
-        .expect("append");
+        db.append_all(&[series("up", "a", &[(t0 + 2, 1.0)]), series("up", "b", &[(t0, 7.0)])])
+            .await
+            .expect("append");
         // Dropped without close(): as after kill -9.
     }
     let db = Db::open(opts(tmp.path())).await.expect("reopen");
@@ -110,10 +121,7 @@ async fn unflushed_samples_are_replayed_from_the_wal() {
     assert_eq!(
         got,
         vec![
-            (
-                "a".to_string(),
-                vec![(t0, 1.0), (t0 + 1, 0.0), (t0 + 2, 1.0)]
-            ),
+            ("a".to_string(), vec![(t0, 1.0), (t0 + 1, 0.0), (t0 + 2, 1.0)]),
             ("b".to_string(), vec![(t0, 7.0)])
         ]
     );
@@ -127,20 +135,17 @@ async fn retried_writes_are_stored_once_even_across_a_flush() {
     o.compaction_fan_in = 2;
     let db = Db::open(o).await.expect("open");
     let req = || vec![series("req", "a", &[(t0, 1.0), (t0 + 10, 2.0)])];
-    assert_eq!(db.append(&req()).await.expect("append").stored, 2);
-    let again = db.append(&req()).await.expect("append");
+    assert_eq!(db.append_all(&req()).await.expect("append").stored, 2);
+    let again = db.append_all(&req()).await.expect("append");
     assert_eq!((again.stored, again.duplicates), (0, 2));
     db.flush_head().await.expect("flush");
     assert_eq!(
-        db.append(&req()).await.expect("append").stored,
+        db.append_all(&req()).await.expect("append").stored,
         2,
         "head no longer has them"
     );
     db.flush_head().await.expect("flush");
-    assert_eq!(
-        read_all(&db, "req").await[0].1,
-        vec![(t0, 1.0), (t0 + 10, 2.0)]
-    );
+    assert_eq!(read_all(&db, "req").await[0].1, vec![(t0, 1.0), (t0 + 10, 2.0)]);
     db.compact().await.expect("compact");
     assert_eq!(db.blocks().len(), 1);
     assert_eq!(db.blocks()[0].meta.num_samples, 2);
@@ -151,11 +156,9 @@ async fn out_of_window_and_conflicting_samples_are_rejected_others_kept() {
     let tmp = tempfile::tempdir().expect("tmp");
     let now = now_ms();
     let db = Db::open(opts(tmp.path())).await.expect("open");
-    db.append(&[series("x", "a", &[(now, 1.0)])])
-        .await
-        .expect("append");
+    db.append_all(&[series("x", "a", &[(now, 1.0)])]).await.expect("append");
     let rep = db
-        .append(&[
+        .append_all(&[
             series("x", "a", &[(now - 2 * 3600 * 1000, 1.0), (now - 1000, 2.0)]),
             series("x", "b", &[(now + 3600 * 1000, 1.0)]),
             series("x", "a", &[(now, 5.0)]),
@@ -164,17 +167,11 @@ async fn out_of_window_and_conflicting_samples_are_rejected_others_kept() {
         .expect("append");
     assert_eq!(rep.stored, 1);
     assert_eq!(rep.rejected(), 3);
-    assert!(matches!(
-        rep.first_rejection,
-        Some((0, Rejection::TooOld { .. }))
-    ));
+    assert!(matches!(rep.first_rejection, Some((0, Rejection::TooOld { .. }))));
     assert_eq!(db.stats().samples_too_old.get(), 1);
     assert_eq!(db.stats().samples_too_new.get(), 1);
     assert_eq!(db.stats().samples_conflicting.get(), 1);
-    assert_eq!(
-        read_all(&db, "x").await[0].1,
-        vec![(now - 1000, 2.0), (now, 1.0)]
-    );
+    assert_eq!(read_all(&db, "x").await[0].1, vec![(now - 1000, 2.0), (now, 1.0)]);
 }
 
 #[tokio::test]
@@ -189,9 +186,7 @@ async fn settled_partitions_merge_and_retention_drops_old_blocks() {
     backfill.retention = Duration::from_secs(24 * 3600 * 40);
     let db = Db::open(backfill).await.expect("open");
     for t in [recent, recent + 1000, old, now_ms()] {
-        db.append(&[series("m", "a", &[(t, 1.0)])])
-            .await
-            .expect("append");
+        db.append_all(&[series("m", "a", &[(t, 1.0)])]).await.expect("append");
         db.flush_head().await.expect("flush");
     }
     drop(db);
@@ -201,11 +196,7 @@ async fn settled_partitions_merge_and_retention_drops_old_blocks() {
     let db = Db::open(o).await.expect("open");
     assert_eq!(db.blocks().len(), 4);
     db.compact().await.expect("compact");
-    assert_eq!(
-        db.blocks().len(),
-        3,
-        "the settled partition merged into one block"
-    );
+    assert_eq!(db.blocks().len(), 3, "the settled partition merged into one block");
     db.apply_retention().await.expect("retention");
     assert_eq!(db.blocks().len(), 2);
     assert_eq!(db.stats().retention_deletions.get(), 1);
@@ -217,11 +208,9 @@ async fn label_apis_see_head_and_blocks() {
     let tmp = tempfile::tempdir().expect("tmp");
     let t0 = now_ms() - 60_000;
     let db = Db::open(opts(tmp.path())).await.expect("open");
-    db.append(&[series("a", "h1", &[(t0, 1.0)])])
-        .await
-        .expect("append");
+    db.append_all(&[series("a", "h1", &[(t0, 1.0)])]).await.expect("append");
     db.flush_head().await.expect("flush");
-    db.append(&[series("b", "h2", &[(t0 + 5, 1.0)])])
+    db.append_all(&[series("b", "h2", &[(t0 + 5, 1.0)])])
         .await
         .expect("append");
     let names = db
@@ -230,19 +219,12 @@ async fn label_apis_see_head_and_blocks() {
         .expect("values");
     assert_eq!(names, vec!["a", "b"]);
     let hosts = db
-        .label_values(
-            "host",
-            &[Matcher::equal("__name__", "a")],
-            i64::MIN,
-            i64::MAX,
-        )
+        .label_values("host", &[Matcher::equal("__name__", "a")], i64::MIN, i64::MAX)
         .await
         .expect("values");
     assert_eq!(hosts, vec!["h1"]);
     assert_eq!(
-        db.label_names(&[], i64::MIN, i64::MAX)
-            .await
-            .expect("names"),
+        db.label_names(&[], i64::MIN, i64::MAX).await.expect("names"),
         vec!["__name__", "host"]
     );
     let s = db.series(&[], t0 + 1, t0 + 10).await.expect("series");

@@ -1,0 +1,284 @@
+//! A zero-copy decoder for `prometheus.WriteRequest`: label names and
+//! values are borrowed from the decompressed body straight into a
+//! [`WriteBatch`], so a request of known series allocates almost nothing.
+//! (prost would allocate two `String`s per label.)
+
+use sightline_storage::{Sample, WriteBatch};
+
+/// Why a body is not a valid `prometheus.WriteRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The body ends inside a field.
+    #[error("truncated message at byte {0}")]
+    Truncated(usize),
+    /// A varint longer than 10 bytes.
+    #[error("invalid varint at byte {0}")]
+    BadVarint(usize),
+    /// A wire type protobuf does not define (or groups).
+    #[error("unsupported wire type {0} at byte {1}")]
+    BadWireType(u8, usize),
+    /// A label name or value that is not UTF-8.
+    #[error("label {0} is not valid UTF-8")]
+    NotUtf8(&'static str),
+    /// A field number of 0.
+    #[error("invalid field number 0 at byte {0}")]
+    ZeroField(usize),
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(buf: &'a [u8], base: usize) -> Self {
+        Cursor { buf, pos: 0, base }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn at(&self) -> usize {
+        self.base + self.pos
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated(self.at()))?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::BadVarint(self.at()))
+    }
+
+    fn key(&mut self) -> Result<(u64, u8), DecodeError> {
+        let at = self.at();
+        let k = self.varint()?;
+        let field = k >> 3;
+        if field == 0 {
+            return Err(DecodeError::ZeroField(at));
+        }
+        Ok((field, (k & 7) as u8))
+    }
+
+    fn bytes(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| DecodeError::Truncated(self.at()))?;
+        let start = self.pos;
+        let end = start.checked_add(len).ok_or(DecodeError::Truncated(self.at()))?;
+        let b = self.buf.get(start..end).ok_or(DecodeError::Truncated(self.at()))?;
+        self.pos = end;
+        Ok((b, self.base + start))
+    }
+
+    fn fixed64(&mut self) -> Result<u64, DecodeError> {
+        let b = self
+            .buf
+            .get(self.pos..self.pos + 8)
+            .ok_or(DecodeError::Truncated(self.at()))?;
+        self.pos += 8;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<(), DecodeError> {
+        match wire {
+            0 => self.varint().map(|_| ()),
+            1 => self.fixed64().map(|_| ()),
+            2 => self.bytes().map(|_| ()),
+            5 => {
+                if self.pos + 4 > self.buf.len() {
+                    return Err(DecodeError::Truncated(self.at()));
+                }
+                self.pos += 4;
+                Ok(())
+            }
+            w => Err(DecodeError::BadWireType(w, self.at())),
+        }
+    }
+}
+
+/// What the decoder saw besides float samples.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Extras {
+    /// Native histogram samples (not stored yet), and the index in the
+    /// batch order of the first series that had them.
+    pub histograms: u64,
+    /// Index (in the request) of the first series with histograms.
+    pub first_histogram_series: Option<usize>,
+}
+
+/// Decodes a `prometheus.WriteRequest` into `batch`.
+pub fn decode_write_request<'a>(buf: &'a [u8], batch: &mut WriteBatch<'a>) -> Result<Extras, DecodeError> {
+    let mut extras = Extras::default();
+    let mut c = Cursor::new(buf, 0);
+    let mut index = 0usize;
+    while !c.done() {
+        let (field, wire) = c.key()?;
+        if field == 1 && wire == 2 {
+            let (ts, base) = c.bytes()?;
+            if let Err(e) = decode_series(ts, base, batch, &mut extras, index) {
+                batch.abandon_series();
+                return Err(e);
+            }
+            index += 1;
+        } else {
+            c.skip(wire)?;
+        }
+    }
+    Ok(extras)
+}
+
+fn decode_series<'a>(
+    buf: &'a [u8],
+    base: usize,
+    batch: &mut WriteBatch<'a>,
+    extras: &mut Extras,
+    index: usize,
+) -> Result<(), DecodeError> {
+    let mut c = Cursor::new(buf, base);
+    while !c.done() {
+        let (field, wire) = c.key()?;
+        match (field, wire) {
+            (1, 2) => {
+                let (label, at) = c.bytes()?;
+                let (name, value) = decode_label(label, at)?;
+                batch.push_label(name, value);
+            }
+            (2, 2) => {
+                let (sample, at) = c.bytes()?;
+                batch.push_sample(decode_sample(sample, at)?);
+            }
+            (4, 2) => {
+                c.bytes()?;
+                extras.histograms += 1;
+                extras.first_histogram_series.get_or_insert(index);
+            }
+            (_, w) => c.skip(w)?,
+        }
+    }
+    batch.finish_series();
+    Ok(())
+}
+
+fn decode_label(buf: &[u8], base: usize) -> Result<(&str, &str), DecodeError> {
+    let mut c = Cursor::new(buf, base);
+    let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
+    while !c.done() {
+        match c.key()? {
+            (1, 2) => name = c.bytes()?.0,
+            (2, 2) => value = c.bytes()?.0,
+            (_, w) => c.skip(w)?,
+        }
+    }
+    Ok((
+        std::str::from_utf8(name).map_err(|_| DecodeError::NotUtf8("name"))?,
+        std::str::from_utf8(value).map_err(|_| DecodeError::NotUtf8("value"))?,
+    ))
+}
+
+fn decode_sample(buf: &[u8], base: usize) -> Result<Sample, DecodeError> {
+    let mut c = Cursor::new(buf, base);
+    let (mut v, mut t) = (0.0f64, 0i64);
+    while !c.done() {
+        match c.key()? {
+            (1, 1) => v = f64::from_bits(c.fixed64()?),
+            (2, 0) => t = c.varint()? as i64,
+            (_, w) => c.skip(w)?,
+        }
+    }
+    Ok(Sample::new(t, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::remote_write::proto;
+
+    fn request() -> proto::WriteRequest {
+        proto::WriteRequest {
+            timeseries: vec![
+                proto::TimeSeries {
+                    labels: vec![
+                        proto::Label {
+                            name: "__name__".into(),
+                            value: "up".into(),
+                        },
+                        proto::Label {
+                            name: "job".into(),
+                            value: "ünïcode".into(),
+                        },
+                    ],
+                    samples: vec![
+                        proto::Sample {
+                            value: 1.5,
+                            timestamp: -5,
+                        },
+                        proto::Sample {
+                            value: f64::from_bits(sightline_storage::STALE_NAN_BITS),
+                            timestamp: 1_700_000_000_000,
+                        },
+                    ],
+                    exemplars: vec![vec![1, 2]],
+                    histograms: vec![vec![8, 1]],
+                },
+                proto::TimeSeries {
+                    labels: vec![proto::Label {
+                        name: "__name__".into(),
+                        value: String::new(),
+                    }],
+                    samples: vec![proto::Sample::default()],
+                    exemplars: vec![],
+                    histograms: vec![],
+                },
+            ],
+            metadata: vec![proto::MetricMetadata {
+                r#type: 1,
+                metric_family_name: "up".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn decodes_what_prost_encodes() {
+        let bytes = request().encode_to_vec();
+        let mut batch = WriteBatch::new();
+        let extras = decode_write_request(&bytes, &mut batch).expect("decode");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.labels(0), &[("__name__", "up"), ("job", "ünïcode")]);
+        assert_eq!(batch.samples(0)[0], Sample::new(-5, 1.5));
+        assert_eq!(batch.samples(0)[1].v.to_bits(), sightline_storage::STALE_NAN_BITS);
+        assert_eq!(batch.labels(1), &[("__name__", "")]);
+        assert_eq!(batch.samples(1), &[Sample::new(0, 0.0)]);
+        assert_eq!(extras.histograms, 1);
+        assert_eq!(extras.first_histogram_series, Some(0));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_never_a_panic() {
+        let bytes = request().encode_to_vec();
+        for cut in 0..bytes.len() {
+            let mut batch = WriteBatch::new();
+            // Some prefixes are valid messages (cut at a field boundary).
+            let _ = decode_write_request(&bytes[..cut], &mut batch);
+        }
+        let mut batch = WriteBatch::new();
+        assert!(decode_write_request(&[0x0a, 0x05, 0x0a], &mut batch).is_err());
+        assert!(decode_write_request(&[0x0b], &mut batch).is_err());
+        let bad_utf8 = [0x0a, 0x06, 0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe];
+        assert_eq!(
+            decode_write_request(&bad_utf8, &mut batch),
+            Err(DecodeError::NotUtf8("name"))
+        );
+    }
+}
