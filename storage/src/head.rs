@@ -6,7 +6,6 @@
 //! write-ahead log uses.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -79,7 +78,7 @@ impl SeriesRegistry {
 
     /// Registers a new series and returns its reference. The caller has
     /// checked with [`SeriesRegistry::lookup`] that it is new.
-    pub fn create(&mut self, hash: u64, labels: Labels) -> SeriesRef {
+    pub fn create(&mut self, hash: u64, labels: SharedLabels) -> SeriesRef {
         let r = self.next_ref;
         self.next_ref += 1;
         self.insert_with_ref(r, hash, labels);
@@ -87,12 +86,11 @@ impl SeriesRegistry {
     }
 
     /// Registers a series under a given reference (write-ahead log replay).
-    pub fn insert_with_ref(&mut self, r: SeriesRef, hash: u64, labels: Labels) {
+    pub fn insert_with_ref(&mut self, r: SeriesRef, hash: u64, labels: SharedLabels) {
         if self.series.contains_key(&r) {
             return;
         }
         self.postings.insert(r, &labels);
-        let labels = Arc::new(labels);
         self.by_hash.entry(hash).or_default().push((r, labels.clone()));
         self.series.insert(r, labels);
         self.next_ref = self.next_ref.max(r + 1);
@@ -306,6 +304,7 @@ fn insert_sorted(buf: &mut Vec<Sample>, s: Sample) -> InsertOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn head_keeps_samples_sorted_and_deduplicated() {
@@ -341,8 +340,8 @@ mod tests {
         let mut reg = SeriesRegistry::new();
         let a = Labels::from_pairs([("__name__", "a")]);
         let b = Labels::from_pairs([("__name__", "b")]);
-        let ra = reg.create(a.stable_hash(), a.clone());
-        let rb = reg.create(b.stable_hash(), b.clone());
+        let ra = reg.create(a.stable_hash(), Arc::new(a.clone()));
+        let rb = reg.create(b.stable_hash(), Arc::new(b.clone()));
         assert_eq!(reg.lookup(a.stable_hash(), &a), Some(ra));
         assert_eq!(reg.retain(&BTreeSet::from([rb])), 1);
         assert_eq!(reg.lookup(a.stable_hash(), &a), None);

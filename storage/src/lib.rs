@@ -12,6 +12,7 @@ pub mod block;
 mod db;
 pub mod error;
 pub mod head;
+pub mod intern;
 pub mod labels;
 pub mod matcher;
 pub mod postings;

@@ -17,6 +17,7 @@ use super::store::ObjectReader;
 
 use super::{BlockMeta, BlockStore, INDEX_FILE, POSTINGS_FILE, SAMPLES_FILE};
 use crate::error::{Result, StorageError};
+use crate::intern::LabelInterner;
 use crate::labels::{Label, Labels};
 use crate::matcher::Matcher;
 use crate::postings::Postings;
@@ -82,10 +83,14 @@ fn read_batches(data: Bytes) -> Result<Vec<RecordBatch>> {
 
 impl Block {
     /// Loads a block's index and postings and the samples file's footer.
-    pub async fn open(store: BlockStore, meta: BlockMeta) -> Result<Self> {
+    pub async fn open(store: BlockStore, meta: BlockMeta, interner: &LabelInterner) -> Result<Self> {
         let dir = ObjectPath::from(format!("blocks/{}", meta.id));
         let id = meta.id.clone();
-        let series = parse_index(&id, read_batches(store.get(&dir.clone().join(INDEX_FILE)).await?)?)?;
+        let series = parse_index(
+            &id,
+            interner,
+            read_batches(store.get(&dir.clone().join(INDEX_FILE)).await?)?,
+        )?;
         let postings = parse_postings(
             &id,
             read_batches(store.get(&dir.clone().join(POSTINGS_FILE)).await?)?,
@@ -226,7 +231,7 @@ impl Block {
     }
 }
 
-fn parse_index(id: &str, batches: Vec<RecordBatch>) -> Result<Vec<BlockSeries>> {
+fn parse_index(id: &str, interner: &LabelInterner, batches: Vec<RecordBatch>) -> Result<Vec<BlockSeries>> {
     let mut out = Vec::new();
     for b in batches {
         if b.num_columns() != 7 {
@@ -250,7 +255,7 @@ fn parse_index(id: &str, batches: Vec<RecordBatch>) -> Result<Vec<BlockSeries>> 
                 ls.push(Label::new(values.value(i), values.value(i + 1)));
             }
             out.push(BlockSeries {
-                labels: Arc::new(Labels::from_pairs(ls.into_iter().map(|l| (l.name, l.value)))),
+                labels: interner.intern(Labels::from_pairs(ls.into_iter().map(|l| (l.name, l.value)))),
                 row_start: row_start.value(row),
                 row_count: row_count.value(row),
                 min_t: min_t.value(row),

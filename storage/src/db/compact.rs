@@ -121,7 +121,7 @@ impl Db {
         let id = new_block_id();
         let source_ids: Vec<String> = sources.iter().map(|b| b.meta.id.clone()).collect();
         let meta = encoded.persist(&inner.store, &id, source_ids.clone()).await?;
-        let merged = Arc::new(Block::open(inner.store.clone(), meta).await?);
+        let merged = Arc::new(Block::open(inner.store.clone(), meta, &inner.interner).await?);
         let (samples_in, samples_out) = (
             sources.iter().map(|b| b.meta.num_samples).sum::<u64>(),
             merged.meta.num_samples,
@@ -136,6 +136,7 @@ impl Db {
             delete_block(&inner.store, sid).await?;
         }
         inner.stats.compactions.inc();
+        inner.interner.collect_garbage();
         self.refresh_gauges();
         tracing::info!(
             block = %id,

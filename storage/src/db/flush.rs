@@ -36,7 +36,7 @@ impl Db {
             for block in encoded {
                 let id = new_block_id();
                 let meta = block.persist(&inner.store, &id, Vec::new()).await?;
-                opened.push(Arc::new(Block::open(inner.store.clone(), meta).await?));
+                opened.push(Arc::new(Block::open(inner.store.clone(), meta, &inner.interner).await?));
             }
             {
                 let mut blocks = inner.blocks.write();

@@ -17,6 +17,7 @@ use crate::batch::WriteBatch;
 use crate::block::{Block, BlockStore};
 use crate::error::{Result, StorageError};
 use crate::head::{Head, InsertOutcome, SeriesRef, SeriesRegistry};
+use crate::intern::LabelInterner;
 use crate::labels::{LabelError, LabelLimits, Labels, hash_label_pairs, validate_labels};
 use crate::sample::Sample;
 use crate::stats::StorageStats;
@@ -164,6 +165,8 @@ struct Inner {
     wal_boundary: Mutex<Option<u64>>,
     blocks: RwLock<Vec<Arc<Block>>>,
     store: BlockStore,
+    /// One shared copy of each label set across the head and all blocks.
+    interner: Arc<LabelInterner>,
     stats: Arc<StorageStats>,
     max_t: AtomicI64,
     closed: AtomicBool,
@@ -252,7 +255,7 @@ impl Db {
                 .map(|i| hashes[i].and_then(|h| reg.lookup_pairs(h, batch.labels(i))))
                 .collect()
         };
-        let mut new_series: Vec<(SeriesRef, Labels)> = Vec::new();
+        let mut new_series: Vec<(SeriesRef, Arc<Labels>)> = Vec::new();
         if refs.iter().any(Option::is_none) {
             let mut valid = Vec::new();
             for (i, r) in refs.iter().enumerate() {
@@ -275,8 +278,9 @@ impl Db {
                 refs[i] = Some(match reg.lookup(h, &labels) {
                     Some(r) => r,
                     None => {
-                        let r = reg.create(h, labels.clone());
-                        new_series.push((r, labels));
+                        let shared = inner.interner.intern(labels);
+                        let r = reg.create(h, shared.clone());
+                        new_series.push((r, shared));
                         r
                     }
                 });
@@ -342,7 +346,7 @@ impl Db {
 
         let mut record = Vec::with_capacity(wal_samples.len() * 12 + new_series.len() * 64);
         if !new_series.is_empty() {
-            let list: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, l)).collect();
+            let list: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, &**l)).collect();
             encode_series(&mut record, &list);
         }
         encode_samples(&mut record, &wal_samples);

@@ -11,6 +11,7 @@ use super::{Db, DbOptions, Heads, Inner};
 use crate::block::{Block, BlockMeta, BlockStore, META_FILE};
 use crate::error::{Result, StorageError};
 use crate::head::{Head, SeriesRegistry};
+use crate::intern::LabelInterner;
 use crate::stats::StorageStats;
 use crate::wal::{self, Wal, WalEntry, WalOptions};
 
@@ -25,7 +26,8 @@ impl Db {
     /// Opens the database with blocks in `store` (WAL stays local).
     pub async fn open_with_store(opts: DbOptions, store: BlockStore) -> Result<Self> {
         let stats = Arc::new(StorageStats::default());
-        let blocks = load_blocks(&store).await?;
+        let interner = Arc::new(LabelInterner::new());
+        let blocks = load_blocks(&store, &interner).await?;
         let mut max_t = blocks.iter().map(|b| b.meta.max_t).max().unwrap_or(i64::MIN);
 
         let wal_dir = opts.data_dir.join("wal");
@@ -38,7 +40,7 @@ impl Db {
             WalEntry::Series(list) => {
                 for (r, labels) in list {
                     let h = labels.stable_hash();
-                    registry.insert_with_ref(r, h, labels);
+                    registry.insert_with_ref(r, h, interner.intern(labels));
                 }
             }
             WalEntry::Samples(list) => {
@@ -96,6 +98,7 @@ impl Db {
                 wal_boundary: Mutex::new(None),
                 blocks: RwLock::new(blocks),
                 store,
+                interner,
                 stats,
                 max_t: AtomicI64::new(max_t),
                 closed: AtomicBool::new(false),
@@ -108,7 +111,7 @@ impl Db {
 
 /// Opens every complete block; removes incomplete ones and ones that a
 /// compacted block has replaced.
-async fn load_blocks(store: &BlockStore) -> Result<Vec<Arc<Block>>> {
+async fn load_blocks(store: &BlockStore, interner: &LabelInterner) -> Result<Vec<Arc<Block>>> {
     let listing = store.list(&ObjectPath::from("blocks")).await?;
     let mut by_block: BTreeMap<String, Vec<ObjectPath>> = BTreeMap::new();
     for (path, _) in listing {
@@ -152,7 +155,7 @@ async fn load_blocks(store: &BlockStore) -> Result<Vec<Arc<Block>>> {
             continue;
         }
         let id = meta.id.clone();
-        match Block::open(store.clone(), meta).await {
+        match Block::open(store.clone(), meta, interner).await {
             Ok(b) => blocks.push(Arc::new(b)),
             Err(e) => {
                 tracing::error!(block = %id, error = %e, "cannot open block; leaving it on disk and ignoring it")
