@@ -31,44 +31,65 @@ impl Label {
 }
 
 /// A sorted, duplicate-free set of labels identifying one series.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<Label>);
+///
+/// Stored compactly: all names and values back to back in one string plus
+/// their end offsets, two allocations per series instead of two per label
+/// (a 15-label series takes about a third of the memory it would as
+/// separate `String`s, which matters with a million series in memory).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Labels {
+    /// name0 value0 name1 value1 … with no separators.
+    text: Box<str>,
+    /// End offset in `text` of every name and value (two per label).
+    ends: Box<[u32]>,
+}
+
+/// One label of a [`Labels`] set, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LabelRef<'a> {
+    /// The label name.
+    pub name: &'a str,
+    /// The label value (never empty).
+    pub value: &'a str,
+}
 
 /// Shared, immutable label set as held by indexes.
 pub type SharedLabels = Arc<Labels>;
 
 impl Labels {
+    /// Builds from pairs already sorted by name, without empty values.
+    fn from_sorted_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for (n, v) in pairs {
+            text.push_str(n);
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+            text.push_str(v);
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+        }
+        Labels {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
     /// Builds a label set from pairs in any order: sorts by name and drops
     /// empty values (an empty value means "no such label" in Prometheus).
     /// Duplicate names are kept; use [`validate_labels`] to reject them.
     pub fn from_pairs<I, N, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (N, V)>,
-        N: Into<String>,
-        V: Into<String>,
+        N: AsRef<str>,
+        V: AsRef<str>,
     {
-        let mut v: Vec<Label> = pairs
-            .into_iter()
-            .map(|(n, v)| Label::new(n, v))
-            .filter(|l| !l.value.is_empty())
-            .collect();
-        v.sort();
-        Labels(v)
-    }
-
-    /// Wraps labels that the caller has already sorted and validated
-    /// (for example with [`validate_labels`]).
-    pub fn from_sorted(labels: Vec<Label>) -> Self {
-        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
-        Labels(labels)
+        let mut v: Vec<(N, V)> = pairs.into_iter().filter(|(_, v)| !v.as_ref().is_empty()).collect();
+        v.sort_by(|a, b| (a.0.as_ref(), a.1.as_ref()).cmp(&(b.0.as_ref(), b.1.as_ref())));
+        Self::from_sorted_pairs(v.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
     }
 
     /// The value of `name`, if the set has it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].value.as_str())
+        self.iter().find(|l| l.name == name).map(|l| l.value)
     }
 
     /// The metric name (`__name__`), if any.
@@ -77,55 +98,96 @@ impl Labels {
     }
 
     /// Iterates the labels in name order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.iter()
+    pub fn iter(&self) -> LabelIter<'_> {
+        LabelIter { labels: self, next: 0 }
     }
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len() / 2
     }
 
     /// True when the set has no labels.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
 
-    /// The labels as a slice, sorted by name.
-    pub fn as_slice(&self) -> &[Label] {
-        &self.0
-    }
-
-    /// Consumes the set, returning the sorted labels.
-    pub fn into_vec(self) -> Vec<Label> {
-        self.0
+    /// The labels as owned pairs, in name order.
+    pub fn to_vec(&self) -> Vec<Label> {
+        self.iter().map(|l| Label::new(l.name, l.value)).collect()
     }
 
     /// A stable 64-bit hash of the label set (xxh3 over names and values
     /// with separators), used to find a series without comparing strings.
     pub fn stable_hash(&self) -> u64 {
-        let mut buf = Vec::with_capacity(256);
-        hash_label_pairs(&mut buf, self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        let mut buf = Vec::with_capacity(self.text.len() + self.ends.len());
+        hash_label_pairs(&mut buf, self.iter().map(|l| (l.name, l.value)))
     }
 
     /// True when the set equals `pairs` exactly (same order, same strings).
     pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
-        self.0.len() == pairs.len()
-            && self
-                .0
-                .iter()
-                .zip(pairs)
-                .all(|(l, (n, v))| l.name == *n && l.value == *v)
+        self.len() == pairs.len() && self.iter().zip(pairs).all(|(l, (n, v))| l.name == *n && l.value == *v)
     }
 
     /// Approximate heap bytes held by this set.
     pub fn heap_bytes(&self) -> usize {
-        self.0.capacity() * std::mem::size_of::<Label>()
-            + self
-                .0
-                .iter()
-                .map(|l| l.name.capacity() + l.value.capacity())
-                .sum::<usize>()
+        self.text.len() + self.ends.len() * 4
+    }
+}
+
+/// Iterator over a [`Labels`] set.
+pub struct LabelIter<'a> {
+    labels: &'a Labels,
+    next: usize,
+}
+
+impl<'a> Iterator for LabelIter<'a> {
+    type Item = LabelRef<'a>;
+
+    fn next(&mut self) -> Option<LabelRef<'a>> {
+        let ends = &self.labels.ends;
+        if self.next + 1 >= ends.len() {
+            return None;
+        }
+        let start = if self.next == 0 {
+            0
+        } else {
+            ends[self.next - 1] as usize
+        };
+        let mid = ends[self.next] as usize;
+        let end = ends[self.next + 1] as usize;
+        self.next += 2;
+        let text = &self.labels.text;
+        Some(LabelRef {
+            name: text.get(start..mid).unwrap_or(""),
+            value: text.get(mid..end).unwrap_or(""),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = (self.labels.ends.len().saturating_sub(self.next)) / 2;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for LabelIter<'_> {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    /// Lexicographic by (name, value) pairs, as Prometheus orders series.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter().map(|l| (l.name, l.value))).finish()
     }
 }
 
@@ -149,12 +211,12 @@ impl fmt::Display for Labels {
         let name = self.metric_name().unwrap_or("");
         write!(f, "{name}{{")?;
         let mut first = true;
-        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+        for l in self.iter().filter(|l| l.name != METRIC_NAME) {
             if !first {
                 write!(f, ", ")?;
             }
             first = false;
-            write!(f, "{}=\"{}\"", l.name, escape_label_value(&l.value))?;
+            write!(f, "{}=\"{}\"", l.name, escape_label_value(l.value))?;
         }
         write!(f, "}}")
     }
@@ -174,10 +236,10 @@ fn escape_label_value(v: &str) -> String {
 }
 
 impl<'a> IntoIterator for &'a Labels {
-    type Item = &'a Label;
-    type IntoIter = std::slice::Iter<'a, Label>;
+    type Item = LabelRef<'a>;
+    type IntoIter = LabelIter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
@@ -293,12 +355,8 @@ pub fn validate_labels(pairs: &[(&str, &str)], limits: &LabelLimits) -> Result<L
     if !has_name {
         return Err(LabelError::MissingMetricName);
     }
-    Ok(Labels(
-        pairs
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(n, v)| Label::new(*n, *v))
-            .collect(),
+    Ok(Labels::from_sorted_pairs(
+        pairs.iter().filter(|(_, v)| !v.is_empty()).copied(),
     ))
 }
 
@@ -351,6 +409,23 @@ mod tests {
             validate_labels(l(&[("job", "x")]), &lim),
             Err(LabelError::MissingMetricName)
         ));
+    }
+
+    #[test]
+    fn compact_labels_iterate_compare_and_order_by_pairs() {
+        let a = Labels::from_pairs([("a", "bc")]);
+        let b = Labels::from_pairs([("ab", "c")]);
+        assert_ne!(a, b);
+        assert!(a < b, "ordered by name first, not by the concatenated text");
+        let c = Labels::from_pairs([("z", "1"), ("__name__", "up"), ("empty", "")]);
+        let pairs: Vec<(&str, &str)> = c.iter().map(|l| (l.name, l.value)).collect();
+        assert_eq!(pairs, vec![("__name__", "up"), ("z", "1")]);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get("z"), Some("1"));
+        assert_eq!(c.get("empty"), None);
+        assert!(c.eq_pairs(&[("__name__", "up"), ("z", "1")]));
+        assert!(Labels::default().is_empty());
+        assert_eq!(Labels::default().iter().count(), 0);
     }
 
     #[test]

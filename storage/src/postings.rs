@@ -30,9 +30,9 @@ impl<Id: Copy + Ord> Postings<Id> {
         self.all.push(id);
         for l in labels {
             self.by_label
-                .entry(l.name.clone())
+                .entry(l.name.to_string())
                 .or_default()
-                .entry(l.value.clone())
+                .entry(l.value.to_string())
                 .or_default()
                 .push(id);
         }
@@ -44,9 +44,9 @@ impl<Id: Copy + Ord> Postings<Id> {
         for l in labels {
             let list = self
                 .by_label
-                .entry(l.name.clone())
+                .entry(l.name.to_string())
                 .or_default()
-                .entry(l.value.clone())
+                .entry(l.value.to_string())
                 .or_default();
             insert_sorted(list, id);
         }
@@ -63,15 +63,15 @@ impl<Id: Copy + Ord> Postings<Id> {
                 continue;
             };
             for l in labels {
-                if let Some(values) = self.by_label.get_mut(&l.name) {
-                    if let Some(list) = values.get_mut(&l.value) {
+                if let Some(values) = self.by_label.get_mut(l.name) {
+                    if let Some(list) = values.get_mut(l.value) {
                         list.retain(|x| *x != id);
                         if list.is_empty() {
-                            values.remove(&l.value);
+                            values.remove(l.value);
                         }
                     }
                     if values.is_empty() {
-                        self.by_label.remove(&l.name);
+                        self.by_label.remove(l.name);
                     }
                 }
             }

@@ -38,7 +38,7 @@ pub fn export_value(v: f64) -> Value {
 
 /// One JSON line for a series.
 pub fn export_line(s: &SeriesData) -> String {
-    let metric: BTreeMap<&str, &str> = s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+    let metric: BTreeMap<&str, &str> = s.labels.iter().map(|l| (l.name, l.value)).collect();
     let line = serde_json::json!({
         "metric": metric,
         "values": s.values.iter().map(|v| export_value(*v)).collect::<Vec<_>>(),

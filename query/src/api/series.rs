@@ -44,7 +44,7 @@ fn truncate<T>(mut v: Vec<T>, limit: usize, warnings: &mut Vec<String>) -> Vec<T
 }
 
 fn labels_json(l: &Labels) -> BTreeMap<&str, &str> {
-    l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect()
+    l.iter().map(|l| (l.name, l.value)).collect()
 }
 
 /// `GET|POST /api/v1/series`.

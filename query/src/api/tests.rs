@@ -15,7 +15,7 @@ async fn db_with_data() -> (tempfile::TempDir, Db, i64) {
     let db = Db::open(o).await.expect("open");
     let t = now_ms() - 60_000;
     let s = |name: &str, job: &str, inst: &str, v: &[f64]| {
-        let labels = Labels::from_pairs([("__name__", name), ("job", job), ("instance", inst)]).into_vec();
+        let labels = Labels::from_pairs([("__name__", name), ("job", job), ("instance", inst)]).to_vec();
         let samples: Vec<Sample> = v
             .iter()
             .enumerate()

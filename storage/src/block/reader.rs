@@ -18,7 +18,7 @@ use super::store::ObjectReader;
 use super::{BlockMeta, BlockStore, INDEX_FILE, POSTINGS_FILE, SAMPLES_FILE};
 use crate::error::{Result, StorageError};
 use crate::intern::LabelInterner;
-use crate::labels::{Label, Labels};
+use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::postings::Postings;
 use crate::sample::{Sample, from_scaled};
@@ -250,12 +250,10 @@ fn parse_index(id: &str, interner: &LabelInterner, batches: Vec<RecordBatch>) ->
             if (hi - lo) % 2 != 0 {
                 return Err(corrupt(id, "odd label list"));
             }
-            let mut ls = Vec::with_capacity((hi - lo) / 2);
-            for i in (lo..hi).step_by(2) {
-                ls.push(Label::new(values.value(i), values.value(i + 1)));
-            }
+            let pairs = (lo..hi).step_by(2).map(|i| (values.value(i), values.value(i + 1)));
+            let labels = interner.intern(Labels::from_pairs(pairs));
             out.push(BlockSeries {
-                labels: interner.intern(Labels::from_pairs(ls.into_iter().map(|l| (l.name, l.value)))),
+                labels,
                 row_start: row_start.value(row),
                 row_count: row_count.value(row),
                 min_t: min_t.value(row),

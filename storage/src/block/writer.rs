@@ -277,8 +277,8 @@ fn write_index(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
     let mut labels = ListBuilder::new(StringBuilder::new());
     for r in rows {
         for l in r.labels.iter() {
-            labels.values().append_value(&l.name);
-            labels.values().append_value(&l.value);
+            labels.values().append_value(l.name);
+            labels.values().append_value(l.value);
         }
         labels.append(true);
     }

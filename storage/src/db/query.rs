@@ -119,11 +119,11 @@ impl SeriesReader for Db {
     }
 
     async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
-        let mut names = BTreeSet::new();
+        let mut names: BTreeSet<String> = BTreeSet::new();
         for l in self.matching_series(matchers, start, end) {
             for label in l.iter() {
-                if !names.contains(label.name.as_str()) {
-                    names.insert(label.name.clone());
+                if !names.contains(label.name) {
+                    names.insert(label.name.to_string());
                 }
             }
         }

@@ -17,7 +17,7 @@ struct Series {
 
 fn series(name: &str, host: &str, samples: &[(i64, f64)]) -> Series {
     Series {
-        labels: Labels::from_pairs([("__name__", name), ("host", host)]).into_vec(),
+        labels: Labels::from_pairs([("__name__", name), ("host", host)]).to_vec(),
         samples: samples.iter().map(|(t, v)| Sample::new(*t, *v)).collect(),
     }
 }
