@@ -55,7 +55,9 @@ pub struct Block {
     /// The block's metadata.
     pub meta: BlockMeta,
     series: Vec<BlockSeries>,
-    postings: Postings<u32>,
+    /// Loaded on the first query that needs it: ingest-only nodes never
+    /// pay for the postings of the blocks they write.
+    postings: tokio::sync::OnceCell<Postings<u32>>,
     store: BlockStore,
     samples_path: ObjectPath,
     samples_meta: ArrowReaderMetadata,
@@ -82,7 +84,8 @@ fn read_batches(data: Bytes) -> Result<Vec<RecordBatch>> {
 }
 
 impl Block {
-    /// Loads a block's index and postings and the samples file's footer.
+    /// Loads a block's series index and the samples file's footer; the
+    /// postings are loaded on first use.
     pub async fn open(store: BlockStore, meta: BlockMeta, interner: &LabelInterner) -> Result<Self> {
         let dir = ObjectPath::from(format!("blocks/{}", meta.id));
         let id = meta.id.clone();
@@ -90,11 +93,6 @@ impl Block {
             &id,
             interner,
             read_batches(store.get(&dir.clone().join(INDEX_FILE)).await?)?,
-        )?;
-        let postings = parse_postings(
-            &id,
-            read_batches(store.get(&dir.clone().join(POSTINGS_FILE)).await?)?,
-            series.len(),
         )?;
         let samples_path = dir.clone().join(SAMPLES_FILE);
         let size = meta
@@ -114,16 +112,25 @@ impl Block {
         Ok(Block {
             meta,
             series,
-            postings,
+            postings: tokio::sync::OnceCell::new(),
             store,
             samples_path,
             samples_meta,
         })
     }
 
-    /// The block's label index.
-    pub fn postings(&self) -> &Postings<u32> {
-        &self.postings
+    /// The block's label index, loaded from `postings.parquet` on first use.
+    pub async fn postings(&self) -> Result<&Postings<u32>> {
+        self.postings
+            .get_or_try_init(|| async {
+                let path = ObjectPath::from(format!("blocks/{}", self.meta.id)).join(POSTINGS_FILE);
+                parse_postings(
+                    &self.meta.id,
+                    read_batches(self.store.get(&path).await?)?,
+                    self.series.len(),
+                )
+            })
+            .await
     }
 
     /// Index entry of series `id`.
@@ -137,11 +144,13 @@ impl Block {
     }
 
     /// Ids of the series matching all `matchers` with samples in `[start, end]`.
-    pub fn select_ids(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<u32> {
+    pub async fn select_ids(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<u32>> {
         if !self.meta.overlaps(start, end) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        self.postings
+        Ok(self
+            .postings()
+            .await?
             .select(matchers)
             .into_iter()
             .filter(|id| {
@@ -149,7 +158,7 @@ impl Block {
                     .get(*id as usize)
                     .is_some_and(|s| s.min_t <= end && s.max_t >= start)
             })
-            .collect()
+            .collect())
     }
 
     /// Reads the samples in `[start, end]` of the given series ids (sorted

@@ -1,5 +1,7 @@
 //! Writes one block from series given in label order.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder};
@@ -104,7 +106,7 @@ struct IndexRow {
 /// ascending label order, then [`BlockWriter::finish`].
 pub struct BlockWriter {
     opts: WriteOptions,
-    samples: ArrowWriter<Vec<u8>>,
+    samples: ArrowWriter<SampleSink>,
     series_col: UInt32Builder,
     t_col: Int64Builder,
     v_int_col: Int64Builder,
@@ -117,12 +119,29 @@ pub struct BlockWriter {
 }
 
 impl BlockWriter {
-    /// Starts an empty block.
+    /// Starts an empty block whose samples file is built in memory.
     pub fn new(opts: WriteOptions) -> Result<Self> {
+        Self::with_sink(opts, SampleSink::Memory(Vec::new()))
+    }
+
+    /// Starts an empty block whose samples file is written to `staging`
+    /// as it is encoded, so a large merge does not hold it in memory.
+    pub fn new_staged(opts: WriteOptions, staging: PathBuf) -> Result<Self> {
+        if let Some(dir) = staging.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create dir", dir, e))?;
+        }
+        let file = std::fs::File::create(&staging).map_err(|e| StorageError::io("create", &staging, e))?;
+        Self::with_sink(
+            opts,
+            SampleSink::File(std::io::BufWriter::with_capacity(1 << 20, file), staging),
+        )
+    }
+
+    fn with_sink(opts: WriteOptions, sink: SampleSink) -> Result<Self> {
         let p = props(opts.zstd_level, &["series", "t", "v_int"], &["v_float"])?;
         Ok(BlockWriter {
             opts,
-            samples: ArrowWriter::try_new(Vec::new(), samples_schema(), Some(p))?,
+            samples: ArrowWriter::try_new(sink, samples_schema(), Some(p))?,
             series_col: UInt32Builder::with_capacity(BATCH_ROWS),
             t_col: Int64Builder::with_capacity(BATCH_ROWS),
             v_int_col: Int64Builder::with_capacity(BATCH_ROWS),
@@ -214,11 +233,25 @@ impl BlockWriter {
             return Ok(None);
         }
         self.flush_batch()?;
-        let samples = Bytes::from(self.samples.into_inner()?);
+        let samples = match self.samples.into_inner()? {
+            SampleSink::Memory(v) => FileData::Memory(Bytes::from(v)),
+            SampleSink::File(w, path) => {
+                let file = w
+                    .into_inner()
+                    .map_err(|e| StorageError::io("write", &path, e.into_error()))?;
+                file.sync_all().map_err(|e| StorageError::io("fsync", &path, e))?;
+                let size = file.metadata().map_err(|e| StorageError::io("stat", &path, e))?.len();
+                FileData::Staged(path, size)
+            }
+        };
         let index = Bytes::from(write_index(&self.index, self.opts.zstd_level)?);
         let postings = Bytes::from(write_postings(&self.index, self.opts.zstd_level)?);
         Ok(Some(EncodedBlock {
-            files: vec![(SAMPLES_FILE, samples), (INDEX_FILE, index), (POSTINGS_FILE, postings)],
+            files: vec![
+                (SAMPLES_FILE, samples),
+                (INDEX_FILE, FileData::Memory(index)),
+                (POSTINGS_FILE, FileData::Memory(postings)),
+            ],
             min_t: self.min_t,
             max_t: self.max_t,
             num_series: self.index.len() as u64,
@@ -228,9 +261,36 @@ impl BlockWriter {
     }
 }
 
-/// A block encoded in memory, ready to be written to the store.
+/// Where the samples file is being built.
+enum SampleSink {
+    Memory(Vec<u8>),
+    File(std::io::BufWriter<std::fs::File>, PathBuf),
+}
+
+impl Write for SampleSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            SampleSink::Memory(v) => v.write(buf),
+            SampleSink::File(f, _) => f.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            SampleSink::Memory(_) => Ok(()),
+            SampleSink::File(f, _) => f.flush(),
+        }
+    }
+}
+
+/// An encoded file: bytes in memory or a fsynced staging file.
+enum FileData {
+    Memory(Bytes),
+    Staged(PathBuf, u64),
+}
+
+/// A block encoded and ready to be written to the store.
 pub struct EncodedBlock {
-    files: Vec<(&'static str, Bytes)>,
+    files: Vec<(&'static str, FileData)>,
     min_t: i64,
     max_t: i64,
     num_series: u64,
@@ -246,8 +306,17 @@ impl EncodedBlock {
         let dir = ObjectPath::from(format!("blocks/{id}"));
         let mut files = std::collections::BTreeMap::new();
         for (name, data) in self.files {
-            files.insert(name.to_string(), data.len() as u64);
-            store.put_durable(&dir.clone().join(name), data).await?;
+            let path = dir.clone().join(name);
+            match data {
+                FileData::Memory(bytes) => {
+                    files.insert(name.to_string(), bytes.len() as u64);
+                    store.put_durable(&path, bytes).await?;
+                }
+                FileData::Staged(staged, size) => {
+                    files.insert(name.to_string(), size);
+                    store.put_file_durable(&path, &staged).await?;
+                }
+            }
         }
         let meta = BlockMeta {
             version: BLOCK_FORMAT_VERSION,

@@ -79,12 +79,17 @@ impl Db {
             }
         }
         let first = &sources[0].meta;
-        let mut writer = BlockWriter::new(WriteOptions {
-            zstd_level: inner.opts.zstd_level,
-            partition_start: first.partition_start,
-            partition_end: first.partition_end,
-            level: sources.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1,
-        })?;
+        let id = new_block_id();
+        let staging = inner.opts.data_dir.join("staging").join(format!("{id}.{SAMPLES_FILE}"));
+        let mut writer = BlockWriter::new_staged(
+            WriteOptions {
+                zstd_level: inner.opts.zstd_level,
+                partition_start: first.partition_start,
+                partition_end: first.partition_end,
+                level: sources.iter().map(|b| b.meta.level).max().unwrap_or(0) + 1,
+            },
+            staging.clone(),
+        )?;
         let entries: Vec<(Arc<Labels>, Locations)> = series.into_iter().collect();
         let mut i = 0;
         while i < entries.len() {
@@ -116,9 +121,9 @@ impl Db {
             i = j;
         }
         let Some(encoded) = writer.finish()? else {
+            let _ = std::fs::remove_file(&staging);
             return Ok(());
         };
-        let id = new_block_id();
         let source_ids: Vec<String> = sources.iter().map(|b| b.meta.id.clone()).collect();
         let meta = encoded.persist(&inner.store, &id, source_ids.clone()).await?;
         let merged = Arc::new(Block::open(inner.store.clone(), meta, &inner.interner).await?);

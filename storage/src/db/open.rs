@@ -26,6 +26,11 @@ impl Db {
     /// Opens the database with blocks in `store` (WAL stays local).
     pub async fn open_with_store(opts: DbOptions, store: BlockStore) -> Result<Self> {
         let stats = Arc::new(StorageStats::default());
+        // Files of merges that did not finish before a crash.
+        let staging = opts.data_dir.join("staging");
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| StorageError::io("remove", &staging, e))?;
+        }
         let interner = Arc::new(LabelInterner::new());
         let blocks = load_blocks(&store, &interner).await?;
         let mut max_t = blocks.iter().map(|b| b.meta.max_t).max().unwrap_or(i64::MIN);

@@ -51,7 +51,7 @@ impl Db {
         let (blocks, heads) = self.snapshot();
         let mut by_series: BTreeMap<Arc<Labels>, Vec<Vec<Sample>>> = BTreeMap::new();
         for b in &blocks {
-            let ids = b.select_ids(matchers, start, end);
+            let ids = b.select_ids(matchers, start, end).await?;
             for chunk in b.read_series(&ids, start, end).await? {
                 by_series.entry(chunk.labels).or_default().push(chunk.samples);
             }
@@ -78,11 +78,11 @@ impl Db {
             .collect())
     }
 
-    fn matching_series(&self, matchers: &[Matcher], start: i64, end: i64) -> BTreeSet<Arc<Labels>> {
+    async fn matching_series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<BTreeSet<Arc<Labels>>> {
         let (blocks, heads) = self.snapshot();
         let mut out = BTreeSet::new();
         for b in &blocks {
-            for id in b.select_ids(matchers, start, end) {
+            for id in b.select_ids(matchers, start, end).await? {
                 if let Some(s) = b.series(id) {
                     out.insert(s.labels.clone());
                 }
@@ -96,7 +96,7 @@ impl Db {
                 out.insert(l.clone());
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -115,12 +115,12 @@ impl SeriesReader for Db {
     }
 
     async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
-        Ok(self.matching_series(matchers, start, end).into_iter().collect())
+        Ok(self.matching_series(matchers, start, end).await?.into_iter().collect())
     }
 
     async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
         let mut names: BTreeSet<String> = BTreeSet::new();
-        for l in self.matching_series(matchers, start, end) {
+        for l in self.matching_series(matchers, start, end).await? {
             for label in l.iter() {
                 if !names.contains(label.name) {
                     names.insert(label.name.to_string());
@@ -132,7 +132,7 @@ impl SeriesReader for Db {
 
     async fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
         let mut values = BTreeSet::new();
-        for l in self.matching_series(matchers, start, end) {
+        for l in self.matching_series(matchers, start, end).await? {
             if let Some(v) = l.get(name)
                 && !values.contains(v)
             {
