@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, Metric, metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, metric, number_data_point,
+};
 use sightline_storage::labels::METRIC_NAME;
 use sightline_storage::{Label, STALE_NAN_BITS, Sample, WriteBatch};
 
@@ -223,26 +225,52 @@ pub fn translate(req: ExportMetricsServiceRequest, opts: &OtlpOptions) -> Transl
     em.out
 }
 
+/// The Prometheus name of a metric, or the refusal of all its points.
+fn prom_name(em: &mut Emitter, name: &str, unit: &str, kind: MetricKind, points: usize) -> Option<String> {
+    let prom = metric_name(name, unit, kind);
+    if prom.is_none() {
+        em.refuse(RejectReason::InvalidSeries, points as u64, || {
+            format!("metric name {name:?} has no valid characters")
+        });
+    }
+    prom
+}
+
+/// Gauge and sum points: one sample each.
+fn emit_number_points(
+    em: &mut Emitter,
+    base: &LabelSet,
+    name: &str,
+    prom: &str,
+    points: Vec<NumberDataPoint>,
+    latest: &mut Option<i64>,
+) {
+    for p in points {
+        let Some(t) = point_time(p.time_unix_nano) else {
+            em.refuse(RejectReason::InvalidSeries, 1, || missing_time(name));
+            continue;
+        };
+        track(latest, t);
+        let v = value_or_stale(p.flags, number(p.value));
+        em.emit(&point_labels(base, &p.attributes), prom, &[], t, v);
+    }
+}
+
+fn track(latest: &mut Option<i64>, t: i64) {
+    *latest = Some(latest.map_or(t, |l| l.max(t)));
+}
+
+fn missing_time(name: &str) -> String {
+    format!("metric {name:?}: data point has no time_unix_nano")
+}
+
 fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut Option<i64>) {
     let Metric { name, unit, data, .. } = m;
-    let mut track = |t: i64| *latest = Some(latest.map_or(t, |l| l.max(t)));
-    let missing_time = |name: &str| format!("metric {name:?}: data point has no time_unix_nano");
     match data {
         None => {}
         Some(metric::Data::Gauge(g)) => {
-            let Some(prom) = metric_name(&name, &unit, MetricKind::Gauge) else {
-                return em.refuse(RejectReason::InvalidSeries, g.data_points.len() as u64, || {
-                    format!("metric name {name:?} has no valid characters")
-                });
-            };
-            for p in g.data_points {
-                let Some(t) = point_time(p.time_unix_nano) else {
-                    em.refuse(RejectReason::InvalidSeries, 1, || missing_time(&name));
-                    continue;
-                };
-                track(t);
-                let v = value_or_stale(p.flags, number(p.value));
-                em.emit(&point_labels(base, &p.attributes), &prom, &[], t, v);
+            if let Some(prom) = prom_name(em, &name, &unit, MetricKind::Gauge, g.data_points.len()) {
+                emit_number_points(em, base, &name, &prom, g.data_points, latest);
             }
         }
         Some(metric::Data::Sum(s)) => {
@@ -258,19 +286,8 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
             } else {
                 MetricKind::Gauge
             };
-            let Some(prom) = metric_name(&name, &unit, kind) else {
-                return em.refuse(RejectReason::InvalidSeries, s.data_points.len() as u64, || {
-                    format!("metric name {name:?} has no valid characters")
-                });
-            };
-            for p in s.data_points {
-                let Some(t) = point_time(p.time_unix_nano) else {
-                    em.refuse(RejectReason::InvalidSeries, 1, || missing_time(&name));
-                    continue;
-                };
-                track(t);
-                let v = value_or_stale(p.flags, number(p.value));
-                em.emit(&point_labels(base, &p.attributes), &prom, &[], t, v);
+            if let Some(prom) = prom_name(em, &name, &unit, kind, s.data_points.len()) {
+                emit_number_points(em, base, &name, &prom, s.data_points, latest);
             }
         }
         Some(metric::Data::Histogram(h)) => {
@@ -281,10 +298,8 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
                     )
                 });
             }
-            let Some(prom) = metric_name(&name, &unit, MetricKind::Other) else {
-                return em.refuse(RejectReason::InvalidSeries, h.data_points.len() as u64, || {
-                    format!("metric name {name:?} has no valid characters")
-                });
+            let Some(prom) = prom_name(em, &name, &unit, MetricKind::Other, h.data_points.len()) else {
+                return;
             };
             for p in h.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
@@ -301,7 +316,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
                     });
                     continue;
                 }
-                track(t);
+                track(latest, t);
                 let ls = point_labels(base, &p.attributes);
                 let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
                 let val = |v: f64| {
@@ -321,17 +336,15 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
             }
         }
         Some(metric::Data::Summary(s)) => {
-            let Some(prom) = metric_name(&name, &unit, MetricKind::Other) else {
-                return em.refuse(RejectReason::InvalidSeries, s.data_points.len() as u64, || {
-                    format!("metric name {name:?} has no valid characters")
-                });
+            let Some(prom) = prom_name(em, &name, &unit, MetricKind::Other, s.data_points.len()) else {
+                return;
             };
             for p in s.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
                     em.refuse(RejectReason::InvalidSeries, 1, || missing_time(&name));
                     continue;
                 };
-                track(t);
+                track(latest, t);
                 let ls = point_labels(base, &p.attributes);
                 let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
                 let val = |v: f64| {

@@ -8,18 +8,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sightline_storage::SeriesData;
 use sightline_storage::sample::is_stale_marker;
 
 use super::ApiError;
-use super::series::{selectors, time_range};
+use super::series_query::SeriesQuery;
 use crate::ApiState;
-use crate::params::Params;
 
 /// The JSON form of one value.
 pub fn export_value(v: f64) -> Value {
@@ -50,24 +48,17 @@ pub fn export_line(s: &SeriesData) -> String {
 /// `GET|POST /api/v1/export`.
 pub async fn export<R: sightline_storage::SeriesReader>(
     State(st): State<ApiState<R>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    q: SeriesQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::from_parts(q.as_deref(), &headers, &body);
-    let sels = selectors(&params)?;
-    if sels.is_empty() {
+    if q.matcher_sets.is_empty() {
         return Err(ApiError::bad_data(
             "missing match[] parameter: say which series to export, e.g. match[]={__name__!=\"\"}",
         ));
     }
-    let (start, end) = time_range(&params)?;
     let mut all: BTreeMap<std::sync::Arc<sightline_storage::Labels>, SeriesData> = BTreeMap::new();
-    for sel in sels {
-        for matchers in sel {
-            for s in st.reader.select(&matchers, start, end).await? {
-                all.entry(s.labels.clone()).or_insert(s);
-            }
+    for matchers in &q.matcher_sets {
+        for s in st.reader.select(matchers, q.start, q.end).await? {
+            all.entry(s.labels.clone()).or_insert(s);
         }
     }
     let mut out = String::new();

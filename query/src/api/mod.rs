@@ -2,6 +2,7 @@
 
 mod export;
 mod series;
+mod series_query;
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -113,3 +113,19 @@ async fn export_returns_every_sample_exactly() {
     .await;
     assert_eq!(body.lines().count(), 2, "b:9100 has no sample after start");
 }
+
+#[tokio::test]
+async fn form_encoded_post_is_read_like_a_query_string() {
+    let (_tmp, db, _) = db_with_data().await;
+    let app = router(ApiState::new(Arc::new(db.clone())));
+    let req = Request::post("/api/v1/series")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("match%5B%5D=up%7Bjob%3D%22api%22%7D&start=0"))
+        .expect("req");
+    let resp = app.oneshot(req).await.expect("resp");
+    assert_eq!(resp.status(), 200);
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let v = json(&String::from_utf8_lossy(&body));
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["data"][0]["instance"], "c:80");
+}
