@@ -87,8 +87,30 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(a))
     }
 
-    fn skip(&mut self, wire: u8) -> Result<(), DecodeError> {
+    fn skip(&mut self, field: u64, wire: u8) -> Result<(), DecodeError> {
+        self.skip_nested(wire, field, 0)
+    }
+
+    /// Skips one unknown field; `field` and `depth` track legacy groups
+    /// (wire type 3 … 4), which protobuf parsers skip like any unknown field.
+    fn skip_nested(&mut self, wire: u8, field: u64, depth: u32) -> Result<(), DecodeError> {
         match wire {
+            3 => {
+                if depth >= 64 {
+                    return Err(DecodeError::BadWireType(3, self.at()));
+                }
+                loop {
+                    let (f, w) = self.key()?;
+                    if w == 4 {
+                        return if f == field {
+                            Ok(())
+                        } else {
+                            Err(DecodeError::BadWireType(4, self.at()))
+                        };
+                    }
+                    self.skip_nested(w, f, depth + 1)?;
+                }
+            }
             0 => self.varint().map(|_| ()),
             1 => self.fixed64().map(|_| ()),
             2 => self.bytes().map(|_| ()),
@@ -129,7 +151,7 @@ pub fn decode_write_request<'a>(buf: &'a [u8], batch: &mut WriteBatch<'a>) -> Re
             }
             index += 1;
         } else {
-            c.skip(wire)?;
+            c.skip(field, wire)?;
         }
     }
     Ok(extras)
@@ -160,7 +182,7 @@ fn decode_series<'a>(
                 extras.histograms += 1;
                 extras.first_histogram_series.get_or_insert(index);
             }
-            (_, w) => c.skip(w)?,
+            (f, w) => c.skip(f, w)?,
         }
     }
     batch.finish_series();
@@ -174,7 +196,7 @@ fn decode_label(buf: &[u8], base: usize) -> Result<(&str, &str), DecodeError> {
         match c.key()? {
             (1, 2) => name = c.bytes()?.0,
             (2, 2) => value = c.bytes()?.0,
-            (_, w) => c.skip(w)?,
+            (f, w) => c.skip(f, w)?,
         }
     }
     Ok((
@@ -190,7 +212,7 @@ fn decode_sample(buf: &[u8], base: usize) -> Result<Sample, DecodeError> {
         match c.key()? {
             (1, 1) => v = f64::from_bits(c.fixed64()?),
             (2, 0) => t = c.varint()? as i64,
-            (_, w) => c.skip(w)?,
+            (f, w) => c.skip(f, w)?,
         }
     }
     Ok(Sample::new(t, v))
@@ -275,6 +297,17 @@ mod tests {
         let mut batch = WriteBatch::new();
         assert!(decode_write_request(&[0x0a, 0x05, 0x0a], &mut batch).is_err());
         assert!(decode_write_request(&[0x0b], &mut batch).is_err());
+        // Found by the fuzzer: a legacy group (field 11, wire types 3/4) is an
+        // unknown field to skip, as prost does, not an error.
+        let mut batch = WriteBatch::new();
+        assert_eq!(
+            decode_write_request(&[0x5b, 0x5c, 0x0a, 0x00], &mut batch),
+            Ok(Extras::default())
+        );
+        assert!(
+            decode_write_request(&[0x5b, 0x64], &mut batch).is_err(),
+            "end of another group"
+        );
         let bad_utf8 = [0x0a, 0x06, 0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe];
         assert_eq!(
             decode_write_request(&bad_utf8, &mut batch),
