@@ -125,8 +125,24 @@ impl Labels {
     }
 
     /// True when the set equals `pairs` exactly (same order, same strings).
+    ///
+    /// This is the hot path of every write (one call per incoming series),
+    /// so it compares raw bytes at the stored offsets.
     pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
-        self.len() == pairs.len() && self.iter().zip(pairs).all(|(l, (n, v))| l.name == *n && l.value == *v)
+        if self.ends.len() != pairs.len() * 2 {
+            return false;
+        }
+        let text = self.text.as_bytes();
+        let mut start = 0usize;
+        for (i, (n, v)) in pairs.iter().enumerate() {
+            let mid = self.ends[2 * i] as usize;
+            let end = self.ends[2 * i + 1] as usize;
+            if text.get(start..mid) != Some(n.as_bytes()) || text.get(mid..end) != Some(v.as_bytes()) {
+                return false;
+            }
+            start = end;
+        }
+        true
     }
 
     /// Approximate heap bytes held by this set.
@@ -424,6 +440,12 @@ mod tests {
         assert_eq!(c.get("z"), Some("1"));
         assert_eq!(c.get("empty"), None);
         assert!(c.eq_pairs(&[("__name__", "up"), ("z", "1")]));
+        assert!(!c.eq_pairs(&[("__name__", "up"), ("z", "2")]));
+        assert!(
+            !c.eq_pairs(&[("__name__", "upz"), ("", "1")]),
+            "same bytes, other split"
+        );
+        assert!(!c.eq_pairs(&[("__name__", "up")]));
         assert!(Labels::default().is_empty());
         assert_eq!(Labels::default().iter().count(), 0);
     }
