@@ -10,6 +10,8 @@
 
 #[path = "support/node_data.rs"]
 mod node_data;
+#[path = "support/rng.rs"]
+mod rng;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -241,28 +241,11 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A small deterministic PRNG (xorshift64*), so test runs repeat.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded generator.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `[lo, hi)`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo).max(1)
-    }
-}
+#[path = "../../benches/support/rng.rs"]
+mod rng;
+/// The deterministic PRNG shared with the benchmark generator.
+#[allow(unused_imports)]
+pub use rng::Rng;
 
 /// Sum of the sizes of files named `*.wal` below `dir`.
 pub fn wal_bytes(dir: &Path) -> u64 {
