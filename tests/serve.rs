@@ -42,12 +42,7 @@ fn serve_accepts_writes_flushes_on_sigterm_and_keeps_data_across_restart() {
     );
     assert_eq!(before[3].timestamps, vec![t, t + 15_000, t + 30_000]);
 
-    let metrics = c
-        .get(srv.url("/metrics"))
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = metrics_text(&srv);
     assert!(
         metrics.contains("sightline_ingest_samples_accepted_total 150"),
         "{metrics}"
@@ -70,12 +65,7 @@ fn serve_accepts_writes_flushes_on_sigterm_and_keeps_data_across_restart() {
 
     let srv = Server::start(&data, &[]);
     assert_eq!(export(&srv, "node_load1"), before);
-    let metrics = c
-        .get(srv.url("/metrics"))
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = metrics_text(&srv);
     assert!(metrics.contains("sightline_storage_blocks 1"), "{metrics}");
 }
 
@@ -105,12 +95,7 @@ fn bad_requests_get_clear_errors_over_the_wire() {
         "{body}"
     );
     assert_eq!(export(&srv, "fine").len(), 1, "the valid series of the request is kept");
-    let metrics = c
-        .get(srv.url("/metrics"))
-        .send()
-        .expect("metrics")
-        .text()
-        .expect("text");
+    let metrics = metrics_text(&srv);
     assert!(
         metrics.contains("sightline_ingest_samples_rejected_total{reason=\"invalid_series\"} 1"),
         "{metrics}"

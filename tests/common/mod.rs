@@ -150,6 +150,15 @@ pub fn client() -> reqwest::blocking::Client {
         .expect("client")
 }
 
+/// The server's `/metrics` text.
+pub fn metrics_text(server: &Server) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("GET /metrics")
+}
+
 /// A series for remote write: labels (sorted by the caller) and samples.
 pub fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
     proto::TimeSeries {

@@ -256,6 +256,15 @@ fn emit_number_points(
     }
 }
 
+/// Refuses every point of a delta-temporality metric, saying what to change.
+fn refuse_delta(em: &mut Emitter, kind: &str, name: &str, points: usize) {
+    em.refuse(RejectReason::Unsupported, points as u64, || {
+        format!(
+            "metric {name:?} uses delta temporality; Sightline stores cumulative {kind}: set the exporter's temporality preference to cumulative"
+        )
+    });
+}
+
 fn track(latest: &mut Option<i64>, t: i64) {
     *latest = Some(latest.map_or(t, |l| l.max(t)));
 }
@@ -275,11 +284,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
         }
         Some(metric::Data::Sum(s)) => {
             if s.aggregation_temporality == AggregationTemporality::Delta as i32 {
-                return em.refuse(RejectReason::Unsupported, s.data_points.len() as u64, || {
-                    format!(
-                        "metric {name:?} uses delta temporality; Sightline stores cumulative sums: set the exporter's temporality preference to cumulative"
-                    )
-                });
+                return refuse_delta(em, "sums", &name, s.data_points.len());
             }
             let kind = if s.is_monotonic {
                 MetricKind::Counter
@@ -292,11 +297,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
         }
         Some(metric::Data::Histogram(h)) => {
             if h.aggregation_temporality == AggregationTemporality::Delta as i32 {
-                return em.refuse(RejectReason::Unsupported, h.data_points.len() as u64, || {
-                    format!(
-                        "histogram {name:?} uses delta temporality; Sightline stores cumulative histograms: set the exporter's temporality preference to cumulative"
-                    )
-                });
+                return refuse_delta(em, "histograms", &name, h.data_points.len());
             }
             let Some(prom) = prom_name(em, &name, &unit, MetricKind::Other, h.data_points.len()) else {
                 return;
@@ -318,10 +319,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
                 }
                 track(latest, t);
                 let ls = point_labels(base, &p.attributes);
-                let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
-                let val = |v: f64| {
-                    if stale { f64::from_bits(STALE_NAN_BITS) } else { v }
-                };
+                let val = |v: f64| value_or_stale(p.flags, v);
                 let bucket = format!("{prom}_bucket");
                 let mut cumulative = 0u64;
                 for (bound, c) in p.explicit_bounds.iter().zip(&p.bucket_counts) {
@@ -346,10 +344,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
                 };
                 track(latest, t);
                 let ls = point_labels(base, &p.attributes);
-                let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
-                let val = |v: f64| {
-                    if stale { f64::from_bits(STALE_NAN_BITS) } else { v }
-                };
+                let val = |v: f64| value_or_stale(p.flags, v);
                 for q in &p.quantile_values {
                     em.emit(&ls, &prom, &[("quantile", format_bound(q.quantile))], t, val(q.value));
                 }
