@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod params;
+pub mod promql;
 pub mod selector;
 
 use std::sync::Arc;

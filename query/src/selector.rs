@@ -2,7 +2,7 @@
 //! storage matchers.
 
 use promql_parser::label::MatchOp as PMatchOp;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::{self, Expr, VectorSelector};
 use sightline_storage::labels::METRIC_NAME;
 use sightline_storage::{MatchOp, Matcher};
 
@@ -20,6 +20,13 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
             "invalid series selector {text:?}: only a vector selector such as up{{job=\"x\"}} is allowed here"
         ));
     };
+    matcher_sets(&vs).map_err(|e| format!("invalid series selector {text:?}: {e}"))
+}
+
+/// The storage matchers of a parsed vector selector: one list per `or`
+/// alternative, the metric name folded in as a `__name__` matcher. Fails
+/// when a regex does not compile or every matcher matches the empty string.
+pub fn matcher_sets(vs: &VectorSelector) -> Result<Selector, String> {
     let mut groups = Vec::new();
     let mut sets = vec![vs.matchers.matchers.clone()];
     sets.extend(vs.matchers.or_matchers.iter().cloned());
@@ -35,14 +42,14 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
             ms.push(Matcher::new(op, m.name, m.value).map_err(|e| e.to_string())?);
         }
         if let Some(name) = &vs.name
-            && !ms.iter().any(|m| m.name == METRIC_NAME)
+            && !ms
+                .iter()
+                .any(|m| m.name == METRIC_NAME && m.op == MatchOp::Equal && m.value == *name)
         {
             ms.push(Matcher::equal(METRIC_NAME, name.clone()));
         }
         if ms.iter().all(Matcher::matches_empty) {
-            return Err(format!(
-                "invalid series selector {text:?}: vector selector must contain at least one non-empty matcher"
-            ));
+            return Err("vector selector must contain at least one non-empty matcher".into());
         }
         groups.push(ms);
     }

@@ -1,0 +1,489 @@
+//! The evaluator: walks the syntax tree once, computing every node for
+//! all evaluation steps at a time (series-at-a-time, not step-at-a-time),
+//! over samples preloaded by [`super::plan`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
+use sightline_storage::STALE_NAN_BITS;
+
+use super::error::{QueryError, exec_err};
+use super::value::{LabelSet, Point, RawSeries, Series};
+use super::{aggregate, binary, functions};
+
+/// The evaluation times of a node: `start`, `start + step`, … `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Steps {
+    /// First evaluation time (ms).
+    pub start: i64,
+    /// Last evaluation time (ms), `start + k * step`.
+    pub end: i64,
+    /// Distance between evaluation times (ms), positive.
+    pub step: i64,
+}
+
+impl Steps {
+    /// One evaluation at `t`.
+    pub fn instant(t: i64) -> Self {
+        Steps {
+            start: t,
+            end: t,
+            step: 1,
+        }
+    }
+
+    /// Number of evaluation times.
+    pub fn len(&self) -> usize {
+        ((self.end - self.start) / self.step + 1) as usize
+    }
+
+    /// Never true: there is always at least one evaluation time.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The `i`th evaluation time.
+    pub fn at(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+
+    /// The index of evaluation time `t`.
+    pub fn index(&self, t: i64) -> usize {
+        ((t - self.start) / self.step) as usize
+    }
+
+    /// Every evaluation time.
+    pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.len()).map(|i| self.at(i))
+    }
+}
+
+/// A node's value over all evaluation steps.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// One number per step.
+    Scalar(Vec<f64>),
+    /// A string (same at every step).
+    String(String),
+    /// Series with a point at some of the steps.
+    Vector(Vec<Series>),
+    /// Raw samples in a window ending at the (single) evaluation time; only
+    /// the result of an instant query such as `up[5m]`.
+    Matrix(Vec<RawSeries>),
+}
+
+/// Samples preloaded for each selector, keyed by the selector's address
+/// in the syntax tree; stale markers kept.
+pub type SelectorData = HashMap<usize, Vec<RawSeries>>;
+
+/// The key of a selector in [`SelectorData`].
+pub fn selector_key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+/// True for Prometheus' staleness marker.
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// Milliseconds of a parser duration.
+pub fn duration_ms(d: &Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// Signed milliseconds of an `offset` (0 when none).
+pub fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => duration_ms(d),
+        Some(Offset::Neg(d)) => -duration_ms(d),
+    }
+}
+
+/// Milliseconds since the epoch of a time that may precede it.
+pub fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// Shared settings of one query's evaluation.
+pub struct Evaluator<'a> {
+    /// Preloaded samples.
+    pub data: &'a SelectorData,
+    /// How far back an instant selector looks for a sample (ms).
+    pub lookback: i64,
+    /// The query's own start (for `@ start()`).
+    pub query_start: i64,
+    /// The query's own end (for `@ end()`).
+    pub query_end: i64,
+    /// Step of subqueries written without one (`[1h:]`), ms.
+    pub default_subquery_step: i64,
+    /// When to give up.
+    pub deadline: Option<Instant>,
+    /// The query's step (ms; 0 for an instant query), for `step()`.
+    pub query_step: i64,
+    /// True for an instant query (changes when duplicate label sets are
+    /// reported, as in Prometheus).
+    pub instant: bool,
+    /// Warnings and infos collected while evaluating.
+    pub annotations: RefCell<Vec<Annotation>>,
+}
+
+/// A warning or info about the result, as Prometheus' annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotation {
+    /// True for a warning, false for an info.
+    pub warning: bool,
+    /// The message without the `PromQL warning: ` prefix.
+    pub message: String,
+    /// The expression the message is about, to locate it in the query.
+    pub about: Option<String>,
+}
+
+impl Evaluator<'_> {
+    /// Records a warning about `about`.
+    pub fn warn(&self, message: String, about: Option<String>) {
+        self.annotate(true, message, about);
+    }
+
+    /// Records an info about `about`.
+    pub fn info(&self, message: String, about: Option<String>) {
+        self.annotate(false, message, about);
+    }
+
+    fn annotate(&self, warning: bool, message: String, about: Option<String>) {
+        let a = Annotation {
+            warning,
+            message,
+            about,
+        };
+        let mut all = self.annotations.borrow_mut();
+        if !all.contains(&a) {
+            all.push(a);
+        }
+    }
+
+    /// Fails once the deadline has passed.
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => Err(QueryError::Timeout("query execution")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The time an `@` modifier pins evaluation to.
+    pub fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_start),
+            Some(AtModifier::End) => Some(self.query_end),
+            Some(AtModifier::At(t)) => Some(system_time_ms(t)),
+        }
+    }
+
+    /// Evaluates `expr` at every time of `steps`.
+    pub fn eval(&self, expr: &Expr, steps: Steps) -> Result<Value, QueryError> {
+        self.check_deadline()?;
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(vec![n.val; steps.len()])),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, steps),
+            Expr::Unary(u) => match self.eval(&u.expr, steps)? {
+                Value::Scalar(v) => Ok(Value::Scalar(v.into_iter().map(|x| -x).collect())),
+                Value::Vector(mut series) => {
+                    for s in &mut series {
+                        s.drop_name = true;
+                        for p in &mut s.points {
+                            p.v = -p.v;
+                        }
+                    }
+                    Ok(Value::Vector(series))
+                }
+                _ => exec_err("unary minus applies only to scalars and instant vectors"),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.vector_selector(vs, steps))),
+            Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.matrix_at(ms, steps)?)),
+            Expr::Subquery(sq) => {
+                let raw = self.subquery(sq, steps)?;
+                let (range, offset) = (duration_ms(&sq.range), offset_ms(&sq.offset));
+                let at = self.at_ms(&sq.at);
+                Ok(Value::Matrix(window_raw(&raw, steps.end, range, offset, at)))
+            }
+            Expr::Call(call) => functions::call(self, call, steps),
+            Expr::Aggregate(agg) => aggregate::eval(self, agg, steps),
+            Expr::Binary(b) => binary::eval(self, b, steps),
+            Expr::Extension(_) => exec_err("extension expressions are not supported"),
+        }
+    }
+
+    /// Evaluates `expr`, which must give an instant vector.
+    pub fn eval_vector(&self, expr: &Expr, steps: Steps) -> Result<Vec<Series>, QueryError> {
+        match self.eval(expr, steps)? {
+            Value::Vector(v) => Ok(v),
+            _ => exec_err(format!("expected an instant vector, got {expr}")),
+        }
+    }
+
+    /// Evaluates `expr`, which must give a scalar.
+    pub fn eval_scalar(&self, expr: &Expr, steps: Steps) -> Result<Vec<f64>, QueryError> {
+        match self.eval(expr, steps)? {
+            Value::Scalar(v) => Ok(v),
+            _ => exec_err(format!("expected a scalar, got {expr}")),
+        }
+    }
+
+    /// The preloaded samples of a selector.
+    pub fn selector_data(&self, vs: &VectorSelector) -> &[RawSeries] {
+        self.data.get(&selector_key(vs)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// An instant selector: at each step the newest sample within the
+    /// lookback window, unless that sample is a staleness marker.
+    pub fn vector_selector(&self, vs: &VectorSelector, steps: Steps) -> Vec<Series> {
+        self.vector_selector_with(vs, steps, false)
+    }
+
+    /// Like [`Self::vector_selector`]; with `sample_times` each point's
+    /// value is the sample's own timestamp in seconds (for `timestamp()`).
+    pub fn vector_selector_with(&self, vs: &VectorSelector, steps: Steps, sample_times: bool) -> Vec<Series> {
+        let offset = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let mut out = Vec::new();
+        for raw in self.selector_data(vs) {
+            let mut points = Vec::new();
+            let mut j = 0;
+            for t in steps.times() {
+                let eff = at.unwrap_or(t) - offset;
+                while j < raw.ts.len() && raw.ts[j] <= eff {
+                    j += 1;
+                }
+                if j == 0 {
+                    continue;
+                }
+                let (st, sv) = (raw.ts[j - 1], raw.vs[j - 1]);
+                if st > eff - self.lookback && !is_stale(sv) {
+                    let v = if sample_times { st as f64 / 1000.0 } else { sv };
+                    points.push(Point { t, v });
+                }
+            }
+            if !points.is_empty() {
+                out.push(Series {
+                    labels: raw.labels.clone(),
+                    drop_name: false,
+                    points,
+                });
+            }
+        }
+        out
+    }
+
+    /// The raw samples of a range selector, stale markers removed, as
+    /// the input of a range function.
+    pub fn matrix_input(&self, ms: &MatrixSelector) -> Vec<RawSeries> {
+        self.selector_data(&ms.vs)
+            .iter()
+            .map(|raw| {
+                if raw.vs.iter().any(|v| is_stale(*v)) {
+                    let (ts, vs): (Vec<i64>, Vec<f64>) = raw
+                        .ts
+                        .iter()
+                        .zip(raw.vs.iter())
+                        .filter(|(_, v)| !is_stale(**v))
+                        .map(|(t, v)| (*t, *v))
+                        .unzip();
+                    RawSeries {
+                        labels: raw.labels.clone(),
+                        drop_name: raw.drop_name,
+                        ts: ts.into(),
+                        vs: vs.into(),
+                    }
+                } else {
+                    raw.clone()
+                }
+            })
+            .collect()
+    }
+
+    /// A range selector evaluated on its own (instant queries only): the
+    /// samples in its window at the evaluation time.
+    fn matrix_at(&self, ms: &MatrixSelector, steps: Steps) -> Result<Vec<RawSeries>, QueryError> {
+        if steps.len() != 1 {
+            return exec_err("a range vector cannot be the result of a range query");
+        }
+        let raw = self.matrix_input(ms);
+        let at = self.at_ms(&ms.vs.at);
+        Ok(window_raw(
+            &raw,
+            steps.end,
+            duration_ms(&ms.range),
+            offset_ms(&ms.vs.offset),
+            at,
+        ))
+    }
+
+    /// Evaluates the inner expression of a subquery at its own steps,
+    /// aligned to multiples of the step as Prometheus does, covering every
+    /// window the outer steps will ask for. Returns raw series.
+    pub fn subquery(&self, sq: &SubqueryExpr, steps: Steps) -> Result<Vec<RawSeries>, QueryError> {
+        let step = match &sq.step {
+            Some(d) if !d.is_zero() => duration_ms(d),
+            _ => self.default_subquery_step,
+        };
+        if step <= 0 {
+            return exec_err("subquery step must be positive");
+        }
+        let range = duration_ms(&sq.range);
+        let offset = offset_ms(&sq.offset);
+        let (outer_start, outer_end) = match self.at_ms(&sq.at) {
+            Some(t) => (t, t),
+            None => (steps.start, steps.end),
+        };
+        let first = outer_start - offset - range;
+        let mut start = step * (first / step);
+        if start <= first {
+            start += step;
+        }
+        let end = outer_end - offset;
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let end = start + (end - start) / step * step;
+        let inner = Steps { start, end, step };
+        let series = match self.eval(&sq.expr, inner)? {
+            Value::Vector(v) => v,
+            Value::Scalar(v) => vec![Series {
+                labels: LabelSet::default(),
+                drop_name: false,
+                points: v
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Point { t: inner.at(i), v })
+                    .collect(),
+            }],
+            _ => return exec_err("subquery is only allowed on instant vector or scalar"),
+        };
+        Ok(series
+            .into_iter()
+            .map(|s| RawSeries {
+                labels: s.labels,
+                drop_name: s.drop_name,
+                ts: s.points.iter().map(|p| p.t).collect(),
+                vs: s.points.iter().map(|p| p.v).collect(),
+            })
+            .collect())
+    }
+
+    /// The input of a range function: its range-vector argument's raw
+    /// series with the window length and offset to apply.
+    pub fn range_input(&self, expr: &Expr, steps: Steps) -> Result<RangeInput, QueryError> {
+        match expr {
+            Expr::Paren(p) => self.range_input(&p.expr, steps),
+            Expr::MatrixSelector(ms) => Ok(RangeInput {
+                series: self.matrix_input(ms),
+                range: duration_ms(&ms.range),
+                offset: offset_ms(&ms.vs.offset),
+                at: self.at_ms(&ms.vs.at),
+            }),
+            Expr::Subquery(sq) => Ok(RangeInput {
+                series: self.subquery(sq, steps)?,
+                range: duration_ms(&sq.range),
+                offset: offset_ms(&sq.offset),
+                at: self.at_ms(&sq.at),
+            }),
+            other => exec_err(format!("expected a range vector, got {other}")),
+        }
+    }
+}
+
+/// A range vector argument, ready for windowing.
+pub struct RangeInput {
+    /// Raw samples, stale markers removed.
+    pub series: Vec<RawSeries>,
+    /// Window length (ms).
+    pub range: i64,
+    /// Offset (ms).
+    pub offset: i64,
+    /// `@` time, if any.
+    pub at: Option<i64>,
+}
+
+/// One window of samples handed to a range function.
+pub struct Window<'a> {
+    /// Sample timestamps in the window, ascending.
+    pub ts: &'a [i64],
+    /// Sample values.
+    pub vs: &'a [f64],
+    /// The evaluation step's time.
+    pub t: i64,
+    /// Window start (exclusive), ms.
+    pub start: i64,
+    /// Window end (inclusive), ms.
+    pub end: i64,
+    /// Window length in ms.
+    pub range: i64,
+}
+
+impl RangeInput {
+    /// Calls `f` for each series and step with the samples in
+    /// `(eff - range, eff]`, where `eff` is the step time (or `@` time)
+    /// minus the offset; collects the points `f` returns.
+    pub fn map_windows(&self, steps: Steps, mut f: impl FnMut(&Window<'_>) -> Option<f64>) -> Vec<(usize, Vec<Point>)> {
+        let mut out = Vec::new();
+        for (si, raw) in self.series.iter().enumerate() {
+            let mut points = Vec::new();
+            let (mut lo, mut hi) = (0usize, 0usize);
+            for t in steps.times() {
+                let end = self.at.unwrap_or(t) - self.offset;
+                let start = end - self.range;
+                while hi < raw.ts.len() && raw.ts[hi] <= end {
+                    hi += 1;
+                }
+                while lo < hi && raw.ts[lo] <= start {
+                    lo += 1;
+                }
+                if lo > hi {
+                    lo = hi;
+                }
+                let w = Window {
+                    ts: &raw.ts[lo..hi],
+                    vs: &raw.vs[lo..hi],
+                    t,
+                    start,
+                    end,
+                    range: self.range,
+                };
+                if let Some(v) = f(&w) {
+                    points.push(Point { t, v });
+                }
+            }
+            if !points.is_empty() {
+                out.push((si, points));
+            }
+        }
+        out
+    }
+}
+
+/// The samples of each series in `(eff - range, eff]` at time `t`.
+fn window_raw(raw: &[RawSeries], t: i64, range: i64, offset: i64, at: Option<i64>) -> Vec<RawSeries> {
+    let end = at.unwrap_or(t) - offset;
+    let start = end - range;
+    let mut out = Vec::new();
+    for s in raw {
+        let lo = s.ts.partition_point(|x| *x <= start);
+        let hi = s.ts.partition_point(|x| *x <= end);
+        if lo < hi {
+            out.push(RawSeries {
+                labels: s.labels.clone(),
+                drop_name: s.drop_name,
+                ts: s.ts[lo..hi].into(),
+                vs: s.vs[lo..hi].into(),
+            });
+        }
+    }
+    out
+}

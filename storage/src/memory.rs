@@ -1,0 +1,96 @@
+//! A [`SeriesReader`] over series held in memory: for tests, rule unit
+//! tests and anything that evaluates queries over a small, fixed data set.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::labels::Labels;
+use crate::matcher::Matcher;
+use crate::read::{SeriesData, SeriesReader};
+
+/// Series in memory, each with samples sorted by time.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySeries {
+    series: BTreeMap<Arc<Labels>, (Vec<i64>, Vec<f64>)>,
+}
+
+impl MemorySeries {
+    /// No series.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds samples to the series `labels`; a sample at a timestamp that
+    /// already has one replaces it.
+    pub fn add(&mut self, labels: Labels, samples: impl IntoIterator<Item = (i64, f64)>) {
+        let (ts, vs) = self.series.entry(Arc::new(labels)).or_default();
+        let mut all: BTreeMap<i64, f64> = ts.iter().copied().zip(vs.iter().copied()).collect();
+        all.extend(samples);
+        *ts = all.keys().copied().collect();
+        *vs = all.values().copied().collect();
+    }
+
+    /// Drops every series.
+    pub fn clear(&mut self) {
+        self.series.clear();
+    }
+
+    fn matching<'a>(
+        &'a self,
+        matchers: &'a [Matcher],
+    ) -> impl Iterator<Item = (&'a Arc<Labels>, &'a (Vec<i64>, Vec<f64>))> + 'a {
+        self.series
+            .iter()
+            .filter(move |(l, _)| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+    }
+}
+
+impl SeriesReader for MemorySeries {
+    async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
+        Ok(self
+            .matching(matchers)
+            .filter_map(|(l, (ts, vs))| {
+                let lo = ts.partition_point(|t| *t < start);
+                let hi = ts.partition_point(|t| *t <= end);
+                (lo < hi).then(|| SeriesData {
+                    labels: l.clone(),
+                    timestamps: ts[lo..hi].to_vec(),
+                    values: vs[lo..hi].to_vec(),
+                })
+            })
+            .collect())
+    }
+
+    async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
+        Ok(self
+            .matching(matchers)
+            .filter(|(_, (ts, _))| ts.iter().any(|t| *t >= start && *t <= end))
+            .map(|(l, _)| l.clone())
+            .collect())
+    }
+
+    async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .series(matchers, start, end)
+            .await?
+            .iter()
+            .flat_map(|l| l.iter().map(|l| l.name.to_string()).collect::<Vec<_>>())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    async fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+        let mut values: Vec<String> = self
+            .series(matchers, start, end)
+            .await?
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+}
