@@ -23,6 +23,22 @@ pub struct FileConfig {
     pub ingest: IngestSection,
     /// OTLP translation, spelled as in Prometheus' `otlp:` block.
     pub otlp: OtlpOptions,
+    /// PromQL engine limits (Prometheus' `--query.*` flags).
+    pub query: QuerySection,
+}
+
+/// `query:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySection {
+    /// How far back an instant selector looks, e.g. `5m`.
+    pub lookback_delta: Option<String>,
+    /// Longest a query may run, e.g. `2m`.
+    pub timeout: Option<String>,
+    /// Most samples one query may read.
+    pub max_samples: Option<usize>,
+    /// Most queries evaluated at once; more wait.
+    pub max_concurrency: Option<usize>,
 }
 
 /// `server:`
@@ -103,6 +119,8 @@ pub struct Config {
     pub storage: sightline_storage::DbOptions,
     /// Ingest options.
     pub ingest: sightline_ingest::IngestOptions,
+    /// Query engine options.
+    pub query: sightline_query::promql::EngineOptions,
 }
 
 /// Parses a Prometheus duration such as `15d`, `1h30m`, `500ms`.
@@ -244,12 +262,28 @@ impl Config {
         if ingest.max_request_bytes == 0 || ingest.max_inflight_requests == 0 {
             bail!("ingest.max_request_bytes and ingest.max_inflight_requests must be positive");
         }
+        let mut query = sightline_query::promql::EngineOptions::default();
+        let q = file.query;
+        let qdur = |name: &str, v: Option<&str>, d: Duration| -> anyhow::Result<Duration> {
+            v.map_or(Ok(d), |s| parse_duration(s).with_context(|| format!("query.{name}")))
+        };
+        query.lookback_delta = qdur("lookback_delta", q.lookback_delta.as_deref(), query.lookback_delta)?;
+        query.timeout = qdur("timeout", q.timeout.as_deref(), query.timeout)?;
+        query.max_samples = q.max_samples.unwrap_or(query.max_samples);
+        query.max_concurrent = q.max_concurrency.unwrap_or(query.max_concurrent);
+        if query.lookback_delta.is_zero() || query.timeout.is_zero() {
+            bail!("query.lookback_delta and query.timeout must be positive");
+        }
+        if query.max_samples == 0 || query.max_concurrent == 0 {
+            bail!("query.max_samples and query.max_concurrency must be positive");
+        }
         Ok(Config {
             data_dir,
             http_listen,
             grpc_listen,
             storage,
             ingest,
+            query,
         })
     }
 }
@@ -277,6 +311,25 @@ mod tests {
             cfg.ingest.otlp.promote_resource_attributes,
             vec!["k8s.cluster.name", "k8s.namespace.name"]
         );
+        assert_eq!(cfg.query.lookback_delta, Duration::from_secs(300));
+        assert_eq!(cfg.query.max_samples, 50_000_000);
+    }
+
+    #[test]
+    fn query_limits_are_read_and_checked() {
+        let cfg = Config::resolve(
+            Config::parse("query:\n  lookback_delta: 10m\n  max_samples: 1000\n").expect("parse"),
+            &Overrides::default(),
+        )
+        .expect("resolve");
+        assert_eq!(cfg.query.lookback_delta, Duration::from_secs(600));
+        assert_eq!(cfg.query.max_samples, 1000);
+        let err = Config::resolve(
+            Config::parse("query:\n  max_concurrency: 0\n").expect("parse"),
+            &Overrides::default(),
+        )
+        .expect_err("zero");
+        assert!(format!("{err:#}").contains("max_concurrency"), "{err:#}");
     }
 
     #[test]

@@ -15,24 +15,37 @@ use std::sync::Arc;
 
 use sightline_storage::SeriesReader;
 
+use crate::promql::{Engine, EngineOptions};
+
 /// Shared state of the query handlers.
 pub struct ApiState<R> {
     /// Where series come from.
     pub reader: Arc<R>,
+    /// The PromQL engine (its limits are shared by all requests).
+    pub engine: Arc<Engine>,
 }
 
 impl<R> Clone for ApiState<R> {
     fn clone(&self) -> Self {
         ApiState {
             reader: self.reader.clone(),
+            engine: self.engine.clone(),
         }
     }
 }
 
 impl<R: SeriesReader> ApiState<R> {
-    /// State reading from `reader`.
+    /// State reading from `reader` with the default engine limits.
     pub fn new(reader: Arc<R>) -> Self {
-        ApiState { reader }
+        Self::with_engine(reader, EngineOptions::default())
+    }
+
+    /// State reading from `reader` with these engine limits.
+    pub fn with_engine(reader: Arc<R>, opts: EngineOptions) -> Self {
+        ApiState {
+            reader,
+            engine: Arc::new(Engine::new(opts)),
+        }
     }
 }
 

@@ -66,6 +66,45 @@ impl Params {
     }
 }
 
+/// Parses a duration as Prometheus' API does: float seconds (`15`,
+/// `0.5`) or a duration string (`1m30s`, `100ms`). Milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    if let Ok(f) = s.parse::<f64>() {
+        let ms = (f * 1000.0).round();
+        if !ms.is_finite() || ms.abs() > i64::MAX as f64 {
+            return None;
+        }
+        return Some(ms as i64);
+    }
+    let mut total: i64 = 0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !c.is_ascii_digit())?;
+        if n == 0 {
+            return None;
+        }
+        let num: i64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(num.checked_mul(unit)?)?;
+    }
+    Some(total)
+}
+
 /// Parses Unix seconds (with fraction) or RFC 3339 into milliseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(f) = s.parse::<f64>() {
@@ -91,5 +130,15 @@ mod tests {
         assert_eq!(parse_time("0"), Some(0));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("NaN"), None);
+    }
+
+    #[test]
+    fn durations_parse_as_seconds_or_units() {
+        assert_eq!(parse_duration_ms("15"), Some(15_000));
+        assert_eq!(parse_duration_ms("0.5"), Some(500));
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("100ms"), Some(100));
+        assert_eq!(parse_duration_ms("5x"), None);
+        assert_eq!(parse_duration_ms(""), None);
     }
 }

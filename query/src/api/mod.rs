@@ -1,8 +1,10 @@
 //! The Prometheus HTTP API: response envelope, errors and routes.
 
 mod export;
+pub mod query;
 mod series;
 mod series_query;
+pub mod status;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -118,8 +120,26 @@ pub fn router<R: SeriesReader>(state: ApiState<R>) -> Router {
     Router::new()
         .route("/api/v1/series", get(series::series::<R>).post(series::series::<R>))
         .route("/api/v1/labels", get(series::labels::<R>).post(series::labels::<R>))
-        .route("/api/v1/label/{name}/values", get(series::label_values::<R>))
+        .route(
+            "/api/v1/label/{name}/values",
+            get(series::label_values::<R>).post(series::label_values::<R>),
+        )
         .route("/api/v1/export", get(export::export::<R>).post(export::export::<R>))
+        .route("/api/v1/query", get(query::query::<R>).post(query::query::<R>))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range::<R>).post(query::query_range::<R>),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/tsdb", get(status::tsdb::<R>))
         .with_state(state)
 }
 

@@ -321,15 +321,7 @@ fn count_values(
 
 /// A float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` prints it.
 pub fn format_value(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f == f64::INFINITY {
-        "+Inf".into()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{f}")
-    }
+    super::value::format_float(f)
 }
 
 fn select_k(

@@ -143,6 +143,21 @@ impl std::fmt::Display for LabelSet {
     }
 }
 
+/// A float as Prometheus prints sample values and label values made from
+/// them (Go's `strconv.FormatFloat(f, 'f', -1, 64)`): shortest exact
+/// decimal, no exponent, `NaN`, `+Inf`, `-Inf`.
+pub fn format_float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f == f64::INFINITY {
+        "+Inf".into()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{f}")
+    }
+}
+
 /// One point of a series: a timestamp (ms) and a value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
