@@ -80,10 +80,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .route("/metrics", get(metrics))
         .with_state(node.clone())
         .merge(sightline_ingest::router(ingest.clone()))
-        .merge(sightline_query::router(ApiState::with_engine(
-            Arc::new(db.clone()),
-            cfg.query.clone(),
-        )));
+        .merge(sightline_query::router(
+            ApiState::with_engine(Arc::new(db.clone()), cfg.query.clone()).with_metadata(db.metadata()),
+        ));
 
     let http = tokio::net::TcpListener::bind(cfg.http_listen)
         .await

@@ -11,7 +11,7 @@ use sightline_storage::WriteBatch;
 fuzz_target!(|data: &[u8]| {
     let _ = decompress(data, 1 << 20);
     let mut batch = WriteBatch::new();
-    let ours = convert_v1(data, &mut batch);
+    let ours = convert_v1(data, &mut batch, &mut Vec::new());
     if let Ok(req) = proto::WriteRequest::decode(data) {
         assert!(ours.is_ok(), "prost accepts a body our decoder refuses: {ours:?}");
         let with_samples = req.timeseries.iter().filter(|t| !t.samples.is_empty()).count();
@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(req) = proto::RequestV2::decode(data) {
         let mut batch = WriteBatch::new();
-        let _ = convert_v2(&req, &mut batch);
+        let _ = convert_v2(&req, &mut batch, &mut Vec::new());
     }
 });

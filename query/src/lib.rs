@@ -13,7 +13,7 @@ pub mod selector;
 
 use std::sync::Arc;
 
-use sightline_storage::SeriesReader;
+use sightline_storage::{MetadataStore, SeriesReader};
 
 use crate::promql::{Engine, EngineOptions};
 
@@ -23,6 +23,8 @@ pub struct ApiState<R> {
     pub reader: Arc<R>,
     /// The PromQL engine (its limits are shared by all requests).
     pub engine: Arc<Engine>,
+    /// Metric metadata for `/api/v1/metadata`.
+    pub metadata: Arc<MetadataStore>,
 }
 
 impl<R> Clone for ApiState<R> {
@@ -30,6 +32,7 @@ impl<R> Clone for ApiState<R> {
         ApiState {
             reader: self.reader.clone(),
             engine: self.engine.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 }
@@ -45,7 +48,14 @@ impl<R: SeriesReader> ApiState<R> {
         ApiState {
             reader,
             engine: Arc::new(Engine::new(opts)),
+            metadata: Arc::new(MetadataStore::new()),
         }
+    }
+
+    /// Serves `metadata` from `/api/v1/metadata`.
+    pub fn with_metadata(mut self, metadata: Arc<MetadataStore>) -> Self {
+        self.metadata = metadata;
+        self
     }
 }
 

@@ -102,6 +102,10 @@ fn response_message(out: &StoreOutcome) -> ExportMetricsServiceResponse {
 /// Decodes, translates and stores one OTLP request.
 pub async fn export(state: &IngestState, req: ExportMetricsServiceRequest) -> Result<StoreOutcome, IngestError> {
     let translated = translate::translate(req, &state.opts.otlp);
+    let store = state.db.metadata();
+    for (name, md) in &translated.metadata {
+        store.record(name, md.clone());
+    }
     let batch = translated.batch();
     state.store(&batch, translated.problems.clone()).await
 }

@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Metric, NumberDataPoint, metric, number_data_point,
 };
 use sightline_storage::labels::METRIC_NAME;
-use sightline_storage::{Label, STALE_NAN_BITS, Sample, WriteBatch};
+use sightline_storage::{Label, STALE_NAN_BITS, Sample, WriteBatch, MetricMetadata};
 
 use super::OtlpOptions;
 use super::naming::{MetricKind, label_name, metric_name};
@@ -106,6 +106,8 @@ pub struct Translated {
     pub series: Vec<(Vec<Label>, Sample)>,
     /// What could not be translated.
     pub problems: Problems,
+    /// Metadata of the translated metrics: (Prometheus name, metadata).
+    pub metadata: Vec<(String, MetricMetadata)>,
 }
 
 impl Translated {
@@ -274,11 +276,28 @@ fn missing_time(name: &str) -> String {
 }
 
 fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut Option<i64>) {
-    let Metric { name, unit, data, .. } = m;
+    let Metric {
+        name,
+        unit,
+        description,
+        data,
+        ..
+    } = m;
+    let describe = |em: &mut Emitter, prom: &str, metric_type: &str| {
+        em.out.metadata.push((
+            prom.to_string(),
+            MetricMetadata {
+                metric_type: metric_type.to_string(),
+                help: description.clone(),
+                unit: unit.clone(),
+            },
+        ));
+    };
     match data {
         None => {}
         Some(metric::Data::Gauge(g)) => {
             if let Some(prom) = prom_name(em, &name, &unit, MetricKind::Gauge, g.data_points.len()) {
+                describe(em, &prom, "gauge");
                 emit_number_points(em, base, &name, &prom, g.data_points, latest);
             }
         }
@@ -292,6 +311,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
                 MetricKind::Gauge
             };
             if let Some(prom) = prom_name(em, &name, &unit, kind, s.data_points.len()) {
+                describe(em, &prom, if s.is_monotonic { "counter" } else { "gauge" });
                 emit_number_points(em, base, &name, &prom, s.data_points, latest);
             }
         }
@@ -302,6 +322,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
             let Some(prom) = prom_name(em, &name, &unit, MetricKind::Other, h.data_points.len()) else {
                 return;
             };
+            describe(em, &prom, "histogram");
             for p in h.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
                     em.refuse(RejectReason::InvalidSeries, 1, || missing_time(&name));
@@ -337,6 +358,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
             let Some(prom) = prom_name(em, &name, &unit, MetricKind::Other, s.data_points.len()) else {
                 return;
             };
+            describe(em, &prom, "summary");
             for p in s.data_points {
                 let Some(t) = point_time(p.time_unix_nano) else {
                     em.refuse(RejectReason::InvalidSeries, 1, || missing_time(&name));

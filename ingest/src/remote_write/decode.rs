@@ -3,7 +3,7 @@
 //! [`WriteBatch`], so a request of known series allocates almost nothing.
 //! (prost would allocate two `String`s per label.)
 
-use sightline_storage::{Sample, WriteBatch};
+use sightline_storage::{MetricMetadata, Sample, WriteBatch};
 
 /// Why a body is not a valid `prometheus.WriteRequest`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,13 +127,54 @@ impl<'a> Cursor<'a> {
 }
 
 /// What the decoder saw besides float samples.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Extras {
     /// Native histogram samples (not stored yet), and the index in the
     /// batch order of the first series that had them.
     pub histograms: u64,
     /// Index (in the request) of the first series with histograms.
     pub first_histogram_series: Option<usize>,
+    /// Metric metadata the request carried: (metric family, metadata).
+    pub metadata: Vec<(String, MetricMetadata)>,
+}
+
+/// Prometheus' API name of a `MetricMetadata.MetricType` value.
+pub fn metric_type_name(t: i32) -> &'static str {
+    match t {
+        1 => "counter",
+        2 => "gauge",
+        3 => "histogram",
+        4 => "gaugehistogram",
+        5 => "summary",
+        6 => "info",
+        7 => "stateset",
+        _ => "unknown",
+    }
+}
+
+fn decode_metadata(buf: &[u8], base: usize) -> Result<(String, MetricMetadata), DecodeError> {
+    let mut c = Cursor::new(buf, base);
+    let (mut t, mut name, mut help, mut unit) = (0i32, "", "", "");
+    fn text(b: &[u8]) -> Result<&str, DecodeError> {
+        std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8("metadata"))
+    }
+    while !c.done() {
+        match c.key()? {
+            (1, 0) => t = c.varint()? as i32,
+            (2, 2) => name = text(c.bytes()?.0)?,
+            (4, 2) => help = text(c.bytes()?.0)?,
+            (5, 2) => unit = text(c.bytes()?.0)?,
+            (f, w) => c.skip(f, w)?,
+        }
+    }
+    Ok((
+        name.to_string(),
+        MetricMetadata {
+            metric_type: metric_type_name(t).to_string(),
+            help: help.to_string(),
+            unit: unit.to_string(),
+        },
+    ))
 }
 
 /// Decodes a `prometheus.WriteRequest` into `batch`.
@@ -150,6 +191,9 @@ pub fn decode_write_request<'a>(buf: &'a [u8], batch: &mut WriteBatch<'a>) -> Re
                 return Err(e);
             }
             index += 1;
+        } else if field == 3 && wire == 2 {
+            let (md, base) = c.bytes()?;
+            extras.metadata.push(decode_metadata(md, base)?);
         } else {
             c.skip(field, wire)?;
         }

@@ -13,7 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
-use sightline_storage::{Sample, WriteBatch};
+use sightline_storage::{MetricMetadata, Sample, WriteBatch};
 
 use crate::stats::{Protocol, RejectReason};
 use crate::{IngestError, IngestState, Problems, StoreOutcome};
@@ -87,10 +87,19 @@ pub fn decompress(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, IngestErro
         .map_err(|e| IngestError::BadRequest(format!("corrupt snappy body: {e}")))
 }
 
-/// Decodes a 1.0 request into `batch`, noting what cannot be stored.
-pub fn convert_v1<'a>(raw: &'a [u8], batch: &mut WriteBatch<'a>) -> Result<Problems, IngestError> {
+/// Metric metadata found in a request: (metric name, metadata).
+pub type FoundMetadata = Vec<(String, MetricMetadata)>;
+
+/// Decodes a 1.0 request into `batch`, noting what cannot be stored and
+/// collecting the metadata it carries into `metadata`.
+pub fn convert_v1<'a>(
+    raw: &'a [u8],
+    batch: &mut WriteBatch<'a>,
+    metadata: &mut FoundMetadata,
+) -> Result<Problems, IngestError> {
     let extras = decode::decode_write_request(raw, batch)
         .map_err(|e| IngestError::BadRequest(format!("cannot decode prometheus.WriteRequest protobuf: {e}")))?;
+    metadata.extend(extras.metadata);
     let mut problems = Problems::default();
     if let Some(i) = extras.first_histogram_series {
         problems.add(RejectReason::Unsupported, extras.histograms, || {
@@ -100,8 +109,13 @@ pub fn convert_v1<'a>(raw: &'a [u8], batch: &mut WriteBatch<'a>) -> Result<Probl
     Ok(problems)
 }
 
-/// Converts a 2.0 request, resolving symbol references into `batch`.
-pub fn convert_v2<'a>(req: &'a proto::RequestV2, batch: &mut WriteBatch<'a>) -> Result<Problems, IngestError> {
+/// Converts a 2.0 request, resolving symbol references into `batch` and
+/// collecting per-series metadata into `metadata`.
+pub fn convert_v2<'a>(
+    req: &'a proto::RequestV2,
+    batch: &mut WriteBatch<'a>,
+    metadata: &mut FoundMetadata,
+) -> Result<Problems, IngestError> {
     if req.symbols.first().is_some_and(|s| !s.is_empty()) {
         return Err(IngestError::BadRequest(
             "remote write 2.0: symbols[0] must be the empty string".into(),
@@ -116,9 +130,15 @@ pub fn convert_v2<'a>(req: &'a proto::RequestV2, batch: &mut WriteBatch<'a>) -> 
                 ts.labels_refs.len()
             )));
         }
+        let mut name = "";
         for pair in ts.labels_refs.chunks_exact(2) {
             match (sym(pair[0]), sym(pair[1])) {
-                (Some(n), Some(v)) => batch.push_label(n, v),
+                (Some(n), Some(v)) => {
+                    if n == "__name__" {
+                        name = v;
+                    }
+                    batch.push_label(n, v)
+                }
                 _ => {
                     batch.abandon_series();
                     return Err(IngestError::BadRequest(format!(
@@ -128,6 +148,19 @@ pub fn convert_v2<'a>(req: &'a proto::RequestV2, batch: &mut WriteBatch<'a>) -> 
                     )));
                 }
             }
+        }
+        if let Some(md) = &ts.metadata
+            && (md.r#type != 0 || md.help_ref != 0 || md.unit_ref != 0)
+            && !name.is_empty()
+        {
+            metadata.push((
+                name.to_string(),
+                MetricMetadata {
+                    metric_type: decode::metric_type_name(md.r#type).to_string(),
+                    help: sym(md.help_ref).unwrap_or("").to_string(),
+                    unit: sym(md.unit_ref).unwrap_or("").to_string(),
+                },
+            ));
         }
         if !ts.histograms.is_empty() {
             problems.add(RejectReason::Unsupported, ts.histograms.len() as u64, || {
@@ -158,10 +191,11 @@ pub async fn handle(
         let body = body.map_err(|e| body_error(e, state.opts.max_request_bytes))?;
         let _permit = state.admit()?;
         let raw = decompress(&body, state.opts.max_decoded_bytes)?;
-        match version {
+        let mut metadata = FoundMetadata::new();
+        let outcome = match version {
             Version::V1 => {
                 let mut batch = WriteBatch::with_capacity(2048, 12);
-                let problems = convert_v1(&raw, &mut batch)?;
+                let problems = convert_v1(&raw, &mut batch, &mut metadata)?;
                 state.store(&batch, problems).await
             }
             Version::V2 => {
@@ -169,10 +203,15 @@ pub async fn handle(
                     IngestError::BadRequest(format!("cannot decode io.prometheus.write.v2.Request protobuf: {e}"))
                 })?;
                 let mut batch = WriteBatch::with_capacity(req.timeseries.len(), 12);
-                let problems = convert_v2(&req, &mut batch)?;
+                let problems = convert_v2(&req, &mut batch, &mut metadata)?;
                 state.store(&batch, problems).await
             }
+        };
+        let store = state.db.metadata();
+        for (name, md) in metadata {
+            store.record(&name, md);
         }
+        outcome
     }
     .await;
     state

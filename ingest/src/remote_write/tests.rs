@@ -243,3 +243,57 @@ async fn overload_answers_429_with_retry_after() {
     assert_eq!(code, 429);
     assert_eq!(headers["retry-after"], "1");
 }
+
+#[tokio::test]
+async fn metadata_from_v1_and_v2_is_kept_for_the_metadata_api() {
+    let (_tmp, st) = state(IngestOptions::default()).await;
+    let raw = WriteRequest {
+        timeseries: vec![series(&[("__name__", "http_requests_total")], &[(now_ms(), 1.0)])],
+        metadata: vec![MetricMetadata {
+            r#type: 1,
+            metric_family_name: "http_requests_total".into(),
+            help: "Requests served.".into(),
+            unit: String::new(),
+        }],
+    }
+    .encode_to_vec();
+    let body = snap::raw::Encoder::new().compress_vec(&raw).expect("snappy");
+    let (code, _, msg) = send(&st, v1(body)).await;
+    assert_eq!(code, 204, "{msg}");
+    let md = st.db.metadata().query(Some("http_requests_total"), 0, 0);
+    assert_eq!(md["http_requests_total"][0].metric_type, "counter");
+    assert_eq!(md["http_requests_total"][0].help, "Requests served.");
+
+    let req = RequestV2 {
+        symbols: vec!["".into(), "__name__".into(), "temp_celsius".into(), "Temperature.".into(), "celsius".into()],
+        timeseries: vec![TimeSeriesV2 {
+            labels_refs: vec![1, 2],
+            samples: vec![Sample {
+                value: 20.5,
+                timestamp: now_ms(),
+            }],
+            metadata: Some(MetadataV2 {
+                r#type: 2,
+                help_ref: 3,
+                unit_ref: 4,
+            }),
+            ..Default::default()
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .expect("snappy");
+    let (code, _, msg) = send(
+        &st,
+        post(
+            body,
+            Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+            Some("snappy"),
+        ),
+    )
+    .await;
+    assert_eq!(code, 204, "{msg}");
+    let md = st.db.metadata().query(Some("temp_celsius"), 0, 0);
+    assert_eq!(md["temp_celsius"][0].metric_type, "gauge");
+    assert_eq!(md["temp_celsius"][0].unit, "celsius");
+}

@@ -139,6 +139,7 @@ pub fn router<R: SeriesReader>(state: ApiState<R>) -> Router {
             get(query::query_exemplars).post(query::query_exemplars),
         )
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/metadata", get(status::metadata::<R>))
         .route("/api/v1/status/tsdb", get(status::tsdb::<R>))
         .with_state(state)
 }

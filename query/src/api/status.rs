@@ -12,6 +12,27 @@ use super::{ApiError, success};
 use crate::ApiState;
 use crate::params::{MAX_TIME, MIN_TIME};
 
+/// `GET /api/v1/metadata`: type, help and unit per metric name as clients
+/// sent them (`metric`, `limit`, `limit_per_metric` as Prometheus).
+pub async fn metadata<R: SeriesReader>(
+    State(st): State<ApiState<R>>,
+    AllParams(p): AllParams,
+) -> Result<Response, ApiError> {
+    let count = |name: &str| -> Result<usize, ApiError> {
+        match p.get(name) {
+            None | Some("") => Ok(0),
+            Some(v) => v
+                .parse::<i64>()
+                .map(|n| usize::try_from(n).unwrap_or(0))
+                .map_err(|_| ApiError::bad_data(format!("invalid parameter {name:?}: cannot parse {v:?}"))),
+        }
+    };
+    let limit = count("limit")?;
+    let per_metric = count("limit_per_metric")?;
+    let metric = p.get("metric").filter(|m| !m.is_empty());
+    Ok(success(st.metadata.query(metric, limit, per_metric), Vec::new()))
+}
+
 /// The Prometheus version whose API and PromQL Sightline answers like.
 /// Grafana reads it to decide which features the data source offers.
 pub const PROMETHEUS_COMPAT_VERSION: &str = "3.0.0";

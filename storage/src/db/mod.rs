@@ -19,6 +19,7 @@ use crate::error::{Result, StorageError};
 use crate::head::{Head, InsertOutcome, SeriesRef, SeriesRegistry};
 use crate::intern::LabelInterner;
 use crate::labels::{LabelError, LabelLimits, Labels, hash_label_pairs, validate_labels};
+use crate::metadata::MetadataStore;
 use crate::sample::Sample;
 use crate::stats::StorageStats;
 use crate::wal::{Wal, WalAck, encode_samples, encode_series};
@@ -150,6 +151,9 @@ struct Heads {
     flushing: Vec<Arc<Head>>,
 }
 
+/// Where metric metadata is saved on close.
+pub(crate) const METADATA_FILE: &str = "metadata.json";
+
 struct Inner {
     opts: DbOptions,
     registry: RwLock<SeriesRegistry>,
@@ -168,6 +172,8 @@ struct Inner {
     /// One shared copy of each label set across the head and all blocks.
     interner: Arc<LabelInterner>,
     stats: Arc<StorageStats>,
+    /// Metric metadata sent by clients.
+    metadata: Arc<MetadataStore>,
     max_t: AtomicI64,
     closed: AtomicBool,
 }
@@ -360,7 +366,15 @@ impl Db {
         self.inner.closed.store(true, Ordering::Release);
         // Wait for appends in flight to queue their WAL records.
         drop(self.inner.append_lock.lock());
-        self.flush_head().await
+        self.flush_head().await?;
+        self.inner
+            .metadata
+            .save(&self.inner.opts.data_dir.join(METADATA_FILE))
+    }
+
+    /// Metric metadata (type, help, unit) sent by clients.
+    pub fn metadata(&self) -> Arc<MetadataStore> {
+        self.inner.metadata.clone()
     }
 
     /// Loaded blocks, oldest first.

@@ -12,6 +12,7 @@ use crate::block::{Block, BlockMeta, BlockStore, META_FILE};
 use crate::error::{Result, StorageError};
 use crate::head::{Head, SeriesRegistry};
 use crate::intern::LabelInterner;
+use crate::metadata::MetadataStore;
 use crate::stats::StorageStats;
 use crate::wal::{self, Wal, WalEntry, WalOptions};
 
@@ -91,6 +92,7 @@ impl Db {
         stats.head_series.set(registry.len() as u64);
         let db = Db {
             inner: Arc::new(Inner {
+                metadata: Arc::new(MetadataStore::load(&opts.data_dir.join(super::METADATA_FILE))),
                 opts,
                 registry: RwLock::new(registry),
                 heads: RwLock::new(Heads {
