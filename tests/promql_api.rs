@@ -17,9 +17,7 @@ fn load(server: &Server) -> i64 {
     let mut series = Vec::new();
     for (job, rate) in [("api", 10.0), ("node", 1.0)] {
         for inst in ["a", "b"] {
-            let samples: Vec<(i64, f64)> = (0..=40)
-                .map(|i| (start + i * 15_000, i as f64 * 15.0 * rate))
-                .collect();
+            let samples: Vec<(i64, f64)> = (0..=40).map(|i| (start + i * 15_000, i as f64 * 15.0 * rate)).collect();
             series.push(ts(
                 &[("__name__", "req_total"), ("instance", inst), ("job", job)],
                 &samples,
@@ -179,7 +177,10 @@ fn grafana_prometheus_data_source_requests_work() {
     let v = post(
         "/api/v1/query_range",
         &[
-            ("query", "sum by (job) (rate(req_total[$__rate_interval]))".replace("$__rate_interval", "1m")),
+            (
+                "query",
+                "sum by (job) (rate(req_total[$__rate_interval]))".replace("$__rate_interval", "1m"),
+            ),
             ("start", secs(end - 300_000)),
             ("end", secs(end)),
             ("step", "60".into()),

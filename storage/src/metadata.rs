@@ -71,7 +71,11 @@ impl MetadataStore {
     ) -> BTreeMap<String, Vec<MetricMetadata>> {
         let map = self.by_metric.read();
         let take = |v: &Vec<MetricMetadata>| -> Vec<MetricMetadata> {
-            let n = if limit_per_metric == 0 { v.len() } else { limit_per_metric };
+            let n = if limit_per_metric == 0 {
+                v.len()
+            } else {
+                limit_per_metric
+            };
             v.iter().take(n).cloned().collect()
         };
         match metric {
@@ -135,6 +139,10 @@ mod tests {
         let p = dir.path().join("metadata.json");
         s.save(&p).expect("save");
         assert_eq!(MetadataStore::load(&p).query(None, 0, 0), s.query(None, 0, 0));
-        assert!(MetadataStore::load(&dir.path().join("none.json")).query(None, 0, 0).is_empty());
+        assert!(
+            MetadataStore::load(&dir.path().join("none.json"))
+                .query(None, 0, 0)
+                .is_empty()
+        );
     }
 }

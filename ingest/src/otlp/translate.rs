@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Metric, NumberDataPoint, metric, number_data_point,
 };
 use sightline_storage::labels::METRIC_NAME;
-use sightline_storage::{Label, STALE_NAN_BITS, Sample, WriteBatch, MetricMetadata};
+use sightline_storage::{Label, MetricMetadata, STALE_NAN_BITS, Sample, WriteBatch};
 
 use super::OtlpOptions;
 use super::naming::{MetricKind, label_name, metric_name};

@@ -265,7 +265,13 @@ async fn metadata_from_v1_and_v2_is_kept_for_the_metadata_api() {
     assert_eq!(md["http_requests_total"][0].help, "Requests served.");
 
     let req = RequestV2 {
-        symbols: vec!["".into(), "__name__".into(), "temp_celsius".into(), "Temperature.".into(), "celsius".into()],
+        symbols: vec![
+            "".into(),
+            "__name__".into(),
+            "temp_celsius".into(),
+            "Temperature.".into(),
+            "celsius".into(),
+        ],
         timeseries: vec![TimeSeriesV2 {
             labels_refs: vec![1, 2],
             samples: vec![Sample {

@@ -158,6 +158,11 @@ pub fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr, steps: Steps) -> Result<Val
             if !is_valid_label_name(&label) {
                 return exec_err(format!("invalid label name {label:?}"));
             }
+            // With `by`, the value label is part of the grouping.
+            let mut grouping = grouping;
+            if !grouping.without && !grouping.labels.contains(&label) {
+                grouping.labels.push(label.clone());
+            }
             count_values(ev, &label, input, &grouping, steps)?
         }
         _ => {

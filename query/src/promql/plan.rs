@@ -111,7 +111,11 @@ pub async fn load<R: SeriesReader>(
                 });
             }
         }
-        data.insert(read.key, found.into_values().collect());
+        // Prometheus' series order (label by label), which decides ties
+        // in topk/bottomk and the order of instant results.
+        let mut series: Vec<RawSeries> = found.into_values().collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        data.insert(read.key, series);
     }
     Ok(data)
 }

@@ -367,9 +367,7 @@ impl Db {
         // Wait for appends in flight to queue their WAL records.
         drop(self.inner.append_lock.lock());
         self.flush_head().await?;
-        self.inner
-            .metadata
-            .save(&self.inner.opts.data_dir.join(METADATA_FILE))
+        self.inner.metadata.save(&self.inner.opts.data_dir.join(METADATA_FILE))
     }
 
     /// Metric metadata (type, help, unit) sent by clients.
