@@ -18,8 +18,10 @@ use serde_json::Value;
 
 #[path = "../benches/support/query_data.rs"]
 mod query_data;
-#[path = "../benches/support/rng.rs"]
-mod rng;
+/// The generator's PRNG, shared with the harness.
+mod rng {
+    pub use crate::common::Rng;
+}
 
 use query_data::{GenSeries, Shape, generate, openmetrics};
 
