@@ -10,28 +10,23 @@
 
 #[path = "support/node_data.rs"]
 mod node_data;
+#[path = "support/peers.rs"]
+mod peers;
 #[path = "support/rng.rs"]
 mod rng;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use peers::{Target, du, machine, proc_stat, start, terminate};
 use prost::Message;
 use sightline_ingest::remote_write::proto;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 struct DataSet {
@@ -106,120 +101,6 @@ fn build_data_set(hosts: usize, hours: usize) -> DataSet {
     }
 }
 
-struct Target {
-    name: &'static str,
-    child: Child,
-    url: String,
-    data_dir: PathBuf,
-}
-
-fn proc_stat(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let cpu = (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
-        / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024;
-    (cpu, hwm)
-}
-
-fn du(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                total += du(&e.path());
-            } else {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
-fn wait_ready(url: &str, child: &mut Child) {
-    let c = reqwest::blocking::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("{url}: exited during start-up: {st}");
-        }
-        if c.get(url).send().is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{url} not ready");
-}
-
-fn start(name: &'static str, work: &Path) -> Target {
-    let port = free_port();
-    let data_dir = work.join(name);
-    std::fs::create_dir_all(&data_dir).expect("data dir");
-    let log = std::fs::File::create(work.join(format!("{name}.log"))).expect("log");
-    let (mut cmd, ready) = match name {
-        "sightline" => {
-            let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sightline");
-            let mut c = Command::new(bin);
-            c.args(["serve", "--data-dir"])
-                .arg(&data_dir)
-                .arg("--http-listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--grpc-listen")
-                .arg(format!("127.0.0.1:{}", free_port()));
-            if let Ok(cfg) = std::env::var("SIGHTLINE_CONFIG") {
-                c.arg("--config").arg(cfg);
-            }
-            (c, "/-/ready")
-        }
-        "victoria-metrics" => {
-            let mut c = Command::new("victoria-metrics");
-            c.arg(format!("-storageDataPath={}", data_dir.display()))
-                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg("-retentionPeriod=100y");
-            (c, "/health")
-        }
-        "prometheus" => {
-            let cfg = work.join("prometheus-empty.yml");
-            std::fs::write(&cfg, "global: {}\n").expect("cfg");
-            let mut c = Command::new("prometheus");
-            c.arg(format!("--config.file={}", cfg.display()))
-                .arg(format!("--storage.tsdb.path={}", data_dir.display()))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--web.enable-remote-write-receiver")
-                .arg("--storage.tsdb.retention.time=100y");
-            (c, "/-/ready")
-        }
-        other => panic!("unknown target {other}"),
-    };
-    let mut child = cmd
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {name}: {e} (is it installed? see benches/ingest_compare.sh)"));
-    let url = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{url}{ready}"), &mut child);
-    Target {
-        name,
-        child,
-        url,
-        data_dir,
-    }
-}
-
 struct Result_ {
     name: &'static str,
     samples_per_sec: f64,
@@ -284,21 +165,8 @@ fn send_all(t: &Target, data: &DataSet, concurrency: usize) -> (Duration, u64) {
     (started.elapsed(), errors.load(Ordering::Relaxed))
 }
 
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 fn run(name: &'static str, work: &Path, data: &DataSet, concurrency: usize) -> Result_ {
-    let mut t = start(name, work);
+    let mut t = start(name, work, &[]);
     let pid = t.child.id();
     let (cpu0, _) = proc_stat(pid);
     let (elapsed, errors) = send_all(&t, data, concurrency);
@@ -320,18 +188,6 @@ fn run(name: &'static str, work: &Path, data: &DataSet, concurrency: usize) -> R
         disk_bytes: disk,
         errors,
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} cores, {cpu}")
 }
 
 fn main() {

@@ -42,6 +42,9 @@ pub enum StorageError {
     /// Too much data waits to be flushed; the client should retry later.
     #[error("storage overloaded: {0}")]
     Overloaded(String),
+    /// A background task failed (panicked or was cancelled); a bug to report.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The database is shutting down and accepts no more writes.
     #[error("storage is shutting down")]
     ShuttingDown,

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
@@ -254,7 +255,7 @@ impl Evaluator<'_> {
         let at = self.at_ms(&vs.at);
         let mut out = Vec::new();
         for raw in self.selector_data(vs) {
-            let mut points = Vec::new();
+            let mut points = Vec::with_capacity(steps.len().min(raw.ts.len() + 1));
             let mut j = 0;
             for t in steps.times() {
                 let eff = at.unwrap_or(t) - offset;
@@ -298,8 +299,8 @@ impl Evaluator<'_> {
                     RawSeries {
                         labels: raw.labels.clone(),
                         drop_name: raw.drop_name,
-                        ts: ts.into(),
-                        vs: vs.into(),
+                        ts: Arc::new(ts),
+                        vs: Arc::new(vs),
                     }
                 } else {
                     raw.clone()
@@ -371,8 +372,8 @@ impl Evaluator<'_> {
             .map(|s| RawSeries {
                 labels: s.labels,
                 drop_name: s.drop_name,
-                ts: s.points.iter().map(|p| p.t).collect(),
-                vs: s.points.iter().map(|p| p.v).collect(),
+                ts: Arc::new(s.points.iter().map(|p| p.t).collect()),
+                vs: Arc::new(s.points.iter().map(|p| p.v).collect()),
             })
             .collect())
     }
@@ -413,6 +414,9 @@ pub struct RangeInput {
 
 /// One window of samples handed to a range function.
 pub struct Window<'a> {
+    /// True when a counter reset (a decrease) lies inside the window;
+    /// false lets counter functions skip scanning for one.
+    pub has_reset: bool,
     /// Sample timestamps in the window, ascending.
     pub ts: &'a [i64],
     /// Sample values.
@@ -434,7 +438,9 @@ impl RangeInput {
     pub fn map_windows(&self, steps: Steps, mut f: impl FnMut(&Window<'_>) -> Option<f64>) -> Vec<(usize, Vec<Point>)> {
         let mut out = Vec::new();
         for (si, raw) in self.series.iter().enumerate() {
-            let mut points = Vec::new();
+            let mut points = Vec::with_capacity(steps.len().min(raw.ts.len() + 1));
+            // Indices k where vs[k] < vs[k-1]: counter resets.
+            let resets: Vec<usize> = (1..raw.vs.len()).filter(|&k| raw.vs[k] < raw.vs[k - 1]).collect();
             let (mut lo, mut hi) = (0usize, 0usize);
             for t in steps.times() {
                 let end = self.at.unwrap_or(t) - self.offset;
@@ -448,7 +454,9 @@ impl RangeInput {
                 if lo > hi {
                     lo = hi;
                 }
+                let first_reset = resets.partition_point(|&k| k <= lo);
                 let w = Window {
+                    has_reset: first_reset < resets.len() && resets[first_reset] < hi,
                     ts: &raw.ts[lo..hi],
                     vs: &raw.vs[lo..hi],
                     t,
@@ -480,8 +488,8 @@ fn window_raw(raw: &[RawSeries], t: i64, range: i64, offset: i64, at: Option<i64
             out.push(RawSeries {
                 labels: s.labels.clone(),
                 drop_name: s.drop_name,
-                ts: s.ts[lo..hi].into(),
-                vs: s.vs[lo..hi].into(),
+                ts: Arc::new(s.ts[lo..hi].to_vec()),
+                vs: Arc::new(s.vs[lo..hi].to_vec()),
             });
         }
     }

@@ -669,6 +669,9 @@ fn range_function(name: &str) -> Option<(WindowFn, bool)> {
                 if w.vs.is_empty() {
                     return None;
                 }
+                if !w.has_reset {
+                    return Some(0.0);
+                }
                 Some(w.vs.windows(2).filter(|p| p[1] < p[0]).count() as f64)
             },
             true,
@@ -780,7 +783,7 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
         return None;
     }
     let mut result = w.vs[n - 1] - w.vs[0];
-    if is_counter {
+    if is_counter && w.has_reset {
         let mut last = 0.0;
         for v in w.vs {
             if *v < last {

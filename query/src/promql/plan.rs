@@ -106,8 +106,8 @@ pub async fn load<R: SeriesReader>(
                 found.entry(s.labels).or_insert(RawSeries {
                     labels,
                     drop_name: false,
-                    ts: s.timestamps.into(),
-                    vs: s.values.into(),
+                    ts: Arc::new(s.timestamps),
+                    vs: Arc::new(s.values),
                 });
             }
         }

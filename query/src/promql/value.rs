@@ -210,9 +210,9 @@ pub struct RawSeries {
     /// True when `__name__` is to be dropped (subquery results only).
     pub drop_name: bool,
     /// Timestamps ascending (ms).
-    pub ts: Arc<[i64]>,
-    /// Values; stale markers already removed.
-    pub vs: Arc<[f64]>,
+    pub ts: Arc<Vec<i64>>,
+    /// Values (stale markers removed where the series feeds a range).
+    pub vs: Arc<Vec<f64>>,
 }
 
 /// The result of a query, in the shapes of Prometheus' API.

@@ -204,7 +204,8 @@ impl Block {
                     if let Some((cid, samples)) = current.take() {
                         self.push_chunk(&mut out, cid, samples);
                     }
-                    current = Some((id, Vec::new()));
+                    let rows = self.series.get(id as usize).map_or(0, |s| s.row_count as usize);
+                    current = Some((id, Vec::with_capacity(rows)));
                 }
                 let t = ts.value(row);
                 if t < start || t > end {

@@ -1,11 +1,11 @@
 //! Reading: merge the head and the blocks into one view per series.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::Db;
 use crate::block::Block;
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 use crate::head::Head;
 use crate::labels::Labels;
 use crate::matcher::Matcher;
@@ -21,6 +21,20 @@ pub(crate) fn merge_sources(mut sources: Vec<Vec<Sample>>) -> Vec<Sample> {
         0 => Vec::new(),
         1 => sources.pop().unwrap_or_default(),
         _ => {
+            // Usual case: time-partitioned blocks and a newer head do not
+            // overlap, so the runs only need putting in order.
+            let mut order: Vec<usize> = (0..sources.len()).collect();
+            order.sort_by_key(|&i| sources[i][0].t);
+            let disjoint = order
+                .windows(2)
+                .all(|w| sources[w[0]].last().map_or(i64::MIN, |s| s.t) < sources[w[1]][0].t);
+            if disjoint {
+                let mut out = Vec::with_capacity(sources.iter().map(Vec::len).sum());
+                for i in order {
+                    out.append(&mut sources[i]);
+                }
+                return out;
+            }
             let mut all: Vec<(i64, usize, f64)> = Vec::with_capacity(sources.iter().map(Vec::len).sum());
             for (rank, src) in sources.iter().enumerate() {
                 all.extend(src.iter().map(|s| (s.t, rank, s.v)));
@@ -49,11 +63,33 @@ impl Db {
         end: i64,
     ) -> Result<Vec<(Arc<Labels>, Vec<Sample>)>> {
         let (blocks, heads) = self.snapshot();
-        let mut by_series: BTreeMap<Arc<Labels>, Vec<Vec<Sample>>> = BTreeMap::new();
-        for b in &blocks {
-            let ids = b.select_ids(matchers, start, end).await?;
-            for chunk in b.read_series(&ids, start, end).await? {
-                by_series.entry(chunk.labels).or_default().push(chunk.samples);
+        // Keyed by the interned label set's address: every source shares
+        // one `Arc` per series, so no label comparison per chunk.
+        let mut by_series: HashMap<usize, (Arc<Labels>, Vec<Vec<Sample>>)> = HashMap::new();
+        let mut add = |labels: Arc<Labels>, samples: Vec<Sample>| {
+            by_series
+                .entry(Arc::as_ptr(&labels) as usize)
+                .or_insert_with(|| (labels, Vec::new()))
+                .1
+                .push(samples);
+        };
+        // Blocks are decoded in parallel (one task each, so every core
+        // decodes), then merged in block order, which decides which source
+        // wins on equal timestamps.
+        let mut tasks = Vec::new();
+        for b in blocks.iter().filter(|b| b.meta.overlaps(start, end)) {
+            let (b, matchers) = (b.clone(), matchers.to_vec());
+            tasks.push(tokio::spawn(async move {
+                let ids = b.select_ids(&matchers, start, end).await?;
+                b.read_series(&ids, start, end).await
+            }));
+        }
+        for t in tasks {
+            let chunks = t
+                .await
+                .map_err(|e| StorageError::Internal(format!("block read task failed: {e}")))??;
+            for chunk in chunks {
+                add(chunk.labels, chunk.samples);
             }
         }
         {
@@ -66,16 +102,31 @@ impl Db {
                     let mut buf = Vec::new();
                     h.read(r, start, end, &mut buf);
                     if !buf.is_empty() {
-                        by_series.entry(labels.clone()).or_default().push(buf);
+                        add(labels.clone(), buf);
                     }
                 }
             }
         }
-        Ok(by_series
-            .into_iter()
-            .map(|(l, sources)| (l, merge_sources(sources)))
-            .filter(|(_, s)| !s.is_empty())
-            .collect())
+        let mut grouped: Vec<(Arc<Labels>, Vec<Vec<Sample>>)> = by_series.into_values().collect();
+        grouped.sort_by(|a, b| a.0.cmp(&b.0));
+        // Should a series ever not be interned, its sources still meet here.
+        let mut out: Vec<(Arc<Labels>, Vec<Sample>)> = Vec::with_capacity(grouped.len());
+        let mut pending: Option<(Arc<Labels>, Vec<Vec<Sample>>)> = None;
+        for (labels, sources) in grouped {
+            match pending.as_mut() {
+                Some((l, s)) if **l == *labels => s.extend(sources),
+                _ => {
+                    if let Some((l, s)) = pending.replace((labels, sources)) {
+                        out.push((l, merge_sources(s)));
+                    }
+                }
+            }
+        }
+        if let Some((l, s)) = pending {
+            out.push((l, merge_sources(s)));
+        }
+        out.retain(|(_, s)| !s.is_empty());
+        Ok(out)
     }
 
     async fn matching_series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<BTreeSet<Arc<Labels>>> {
