@@ -252,8 +252,15 @@ fn vector_vector(
     let mut out_index: HashMap<(u32, u32), usize> = HashMap::new();
     let mut one_by_sig: HashMap<u64, (u32, f64)> = HashMap::new();
     let mut matched: HashMap<u64, Vec<u64>> = HashMap::new();
+    // `fill`, `fill_left`, `fill_right`: the value of a missing operand.
+    // Whatever the cardinality, the right fill stands in for a missing
+    // "one" side and the left fill for a missing "many" side.
+    let fill_one = modifier.fill_values.rhs;
+    let fill_many = modifier.fill_values.lhs;
+    let no_one = u32::MAX;
     for (i, t) in steps.times().enumerate() {
-        if many_steps[i].is_empty() || one_steps[i].is_empty() {
+        let (has_many, has_one) = (!many_steps[i].is_empty(), !one_steps[i].is_empty());
+        if !(has_many && has_one || has_many && fill_one.is_some() || has_one && fill_many.is_some()) {
             continue;
         }
         ev.check_deadline()?;
@@ -278,6 +285,17 @@ fn vector_vector(
         for &(mi, mv) in &many_steps[i] {
             let sig = many_sigs[mi as usize];
             let Some(&(oi, ov)) = one_by_sig.get(&sig) else {
+                if let Some(fill) = fill_one {
+                    let (l, r) = if card_one_to_many { (fill, mv) } else { (mv, fill) };
+                    if let Some(v) = compare_or_compute(op, l, r, return_bool) {
+                        let out = *out_index.entry((mi, no_one)).or_insert_with(|| {
+                            let ms = &many[mi as usize];
+                            let labels = result_labels(&ms.labels, &LabelSet::default(), m, one_to_one, &include);
+                            builder.series_for(labels, ms.drop_name || drops_name(op) || return_bool)
+                        });
+                        builder.push(out, Point { t, v });
+                    }
+                }
                 continue;
             };
             let (l, r) = if card_one_to_many { (ov, mv) } else { (mv, ov) };
@@ -319,10 +337,38 @@ fn vector_vector(
             }
             builder.push(out, Point { t, v });
         }
+        if let Some(fill) = fill_many {
+            for (&sig, &(oi, ov)) in &one_by_sig {
+                if matched.contains_key(&sig) {
+                    continue;
+                }
+                let (l, r) = if card_one_to_many { (ov, fill) } else { (fill, ov) };
+                if let Some(v) = compare_or_compute(op, l, r, return_bool) {
+                    let out = *out_index.entry((no_one, oi)).or_insert_with(|| {
+                        let labels = m.group_labels(&one[oi as usize].labels);
+                        builder.series_for(labels, drops_name(op) || return_bool)
+                    });
+                    builder.push(out, Point { t, v });
+                }
+            }
+        }
     }
     let mut out = builder.finish().or_else(exec_err)?;
     out.retain(|s| !s.points.is_empty());
     Ok(out)
+}
+
+/// `l op r` as a result point's value; `None` when a comparison without
+/// `bool` filters the point out.
+fn compare_or_compute(op: TokenId, l: f64, r: f64, return_bool: bool) -> Option<f64> {
+    let (v, keep) = apply(op, l, r);
+    if !is_comparison(op) {
+        Some(v)
+    } else if return_bool {
+        Some(if keep { 1.0 } else { 0.0 })
+    } else {
+        keep.then_some(v)
+    }
 }
 
 /// The labels of a result point: the "many" side's, minus what matching
