@@ -11,7 +11,7 @@ use sightline_storage::labels::{METRIC_NAME, is_valid_label_name};
 use super::aggregate::{kahan_inc, quantile};
 use super::error::{QueryError, exec_err};
 use super::eval::{Evaluator, Steps, Value, Window};
-use super::histogram::{Bucket, bucket_quantile};
+use super::histogram::{Bucket, bucket_fraction, bucket_quantile};
 use super::value::{LabelSet, Point, Series, SeriesBuilder};
 
 /// Evaluates a function call.
@@ -242,6 +242,42 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
             warn_quantiles(ev, &q, about(0));
             let series = ev.eval_vector(arg(1)?, steps)?;
             histogram_quantile(ev, &q, series, steps, about(1)).map(Value::Vector)
+        }
+        "histogram_quantiles" => {
+            let series = ev.eval_vector(arg(0)?, steps)?;
+            let label = string_arg(ev, arg(1)?, steps)?;
+            if !is_valid_label_name(&label) {
+                return exec_err(format!("invalid label name {label:?} in histogram_quantiles()"));
+            }
+            let mut qs = Vec::new();
+            for (k, a) in args.iter().enumerate().skip(2) {
+                let q = ev.eval_scalar(a, steps)?;
+                warn_quantiles(ev, &q, about(k));
+                qs.push(q);
+            }
+            let info_about = about(0);
+            classic_histograms(ev, series, steps, about(0), Some(&label), |i, name, buckets| {
+                let mut out = Vec::with_capacity(qs.len());
+                for q in &qs {
+                    let mut b = buckets.clone();
+                    let (v, fixed) = bucket_quantile(q[i], &mut b);
+                    if fixed {
+                        monotonicity_info(ev, name, &info_about);
+                    }
+                    out.push((Some(quantile_label(q[i])), v));
+                }
+                out
+            })
+            .map(Value::Vector)
+        }
+        "histogram_fraction" => {
+            let lower = ev.eval_scalar(arg(0)?, steps)?;
+            let upper = ev.eval_scalar(arg(1)?, steps)?;
+            let series = ev.eval_vector(arg(2)?, steps)?;
+            classic_histograms(ev, series, steps, about(2), None, |i, _, buckets| {
+                vec![(None, bucket_fraction(lower[i], upper[i], buckets))]
+            })
+            .map(Value::Vector)
         }
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(0)?, steps)?;
@@ -890,18 +926,26 @@ fn double_exponential_smoothing(vs: &[f64], sf: f64, tf: f64) -> Option<f64> {
     Some(s1)
 }
 
-/// `histogram_quantile` over classic `le` buckets.
-fn histogram_quantile(
+/// One output of a classic-histogram function at a step: an extra label
+/// value (for `histogram_quantiles`) and the value.
+type HistogramOutput = Vec<(Option<String>, f64)>;
+
+/// Groups classic bucket series by their labels without `le` (the name
+/// stays until the query ends, so two histograms with equal labels but
+/// different names still collide as in Prometheus), and calls `f` with
+/// each group's buckets at each step. `f` also learns the step index and
+/// returns the points to emit; `extra_label` names the label its optional
+/// string goes into.
+fn classic_histograms(
     ev: &Evaluator<'_>,
-    q: &[f64],
     series: Vec<Series>,
     steps: Steps,
     about: Option<String>,
+    extra_label: Option<&str>,
+    mut f: impl FnMut(usize, &str, &mut Vec<Bucket>) -> HistogramOutput,
 ) -> Result<Vec<Series>, QueryError> {
-    // Group bucket series by their labels without `le` (and name).
-    let mut groups: Vec<(LabelSet, Vec<(f64, usize)>)> = Vec::new();
+    let mut groups: Vec<(LabelSet, String, Vec<(f64, usize)>)> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    let mut names: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
     for (si, s) in series.iter().enumerate() {
         let le = s.labels.get("le");
         let Some(bound) = parse_le(le) else {
@@ -914,20 +958,19 @@ fn histogram_quantile(
             );
             continue;
         };
-        let key = s.labels.drop(&["le".to_string()], true);
+        let key = s.labels.drop(&["le".to_string()], false);
         let gi = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
+            groups.push((key, s.labels.get(METRIC_NAME).to_string(), Vec::new()));
             groups.len() - 1
         });
-        groups[gi].1.push((bound, si));
-        names.entry(gi).or_insert_with(|| s.labels.get(METRIC_NAME).to_string());
+        groups[gi].2.push((bound, si));
     }
     let mut b = SeriesBuilder::new(!ev.instant);
     let mut cursor = vec![0usize; series.len()];
     let mut buckets: Vec<Bucket> = Vec::new();
-    let mut out_idx: Vec<Option<usize>> = vec![None; groups.len()];
+    let mut outs: std::collections::HashMap<(usize, Option<String>), usize> = std::collections::HashMap::new();
     for (i, t) in steps.times().enumerate() {
-        for (gi, (labels, members)) in groups.iter().enumerate() {
+        for (gi, (labels, name, members)) in groups.iter().enumerate() {
             buckets.clear();
             for &(bound, si) in members {
                 let s = &series[si];
@@ -943,23 +986,59 @@ fn histogram_quantile(
             if buckets.is_empty() {
                 continue;
             }
-            let (v, fixed) = bucket_quantile(q[i], &mut buckets);
-            if fixed {
-                ev.info(
-                    format!(
-                        "input to histogram_quantile needed to be fixed for monotonicity (see \
-                         https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) \
-                         for metric name {:?}",
-                        names.get(&gi).map(String::as_str).unwrap_or("")
-                    ),
-                    about.clone(),
-                );
+            for (extra, v) in f(i, name, &mut buckets) {
+                let o = *outs.entry((gi, extra.clone())).or_insert_with(|| {
+                    let mut l = labels.clone();
+                    if let (Some(label), Some(value)) = (extra_label, &extra) {
+                        l.set(label, value);
+                    }
+                    b.series_for(l, true)
+                });
+                b.push(o, Point { t, v });
             }
-            let o = *out_idx[gi].get_or_insert_with(|| b.series_for(labels.clone(), false));
-            b.push(o, Point { t, v });
         }
     }
     b.finish().or_else(exec_err)
+}
+
+fn monotonicity_info(ev: &Evaluator<'_>, name: &str, about: &Option<String>) {
+    ev.info(
+        format!(
+            "input to histogram_quantile needed to be fixed for monotonicity (see \
+             https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) \
+             for metric name {name:?}"
+        ),
+        about.clone(),
+    );
+}
+
+/// `histogram_quantile` over classic `le` buckets.
+fn histogram_quantile(
+    ev: &Evaluator<'_>,
+    q: &[f64],
+    series: Vec<Series>,
+    steps: Steps,
+    about: Option<String>,
+) -> Result<Vec<Series>, QueryError> {
+    let info_about = about.clone();
+    classic_histograms(ev, series, steps, about, None, |i, name, buckets| {
+        let (v, fixed) = bucket_quantile(q[i], buckets);
+        if fixed {
+            monotonicity_info(ev, name, &info_about);
+        }
+        vec![(None, v)]
+    })
+}
+
+/// A quantile as a label value: shortest form, always with a decimal
+/// point (`0.0`, `0.25`, `1.0`).
+fn quantile_label(q: f64) -> String {
+    let s = super::value::format_float(q);
+    if q.is_finite() && !s.contains('.') {
+        format!("{s}.0")
+    } else {
+        s
+    }
 }
 
 fn parse_le(s: &str) -> Option<f64> {

@@ -84,6 +84,59 @@ fn quantile_sorted(q: f64, buckets: &mut Vec<Bucket>, forced: &mut bool) -> f64 
     start + (end - start) * (rank / count)
 }
 
+/// The fraction of observations between `lower` and `upper` the classic
+/// buckets describe, interpolating linearly inside finite buckets. The
+/// lowest bucket starts at 0 when its bound is positive, else at -Inf;
+/// inside a bucket of infinite width nothing is interpolated (a bound
+/// there counts none of that bucket's observations).
+pub fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    if lower.is_nan() || upper.is_nan() || buckets.is_empty() {
+        return f64::NAN;
+    }
+    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    match buckets.last() {
+        Some(b) if b.upper == f64::INFINITY => {}
+        _ => return f64::NAN,
+    }
+    coalesce(buckets);
+    ensure_monotonic(buckets);
+    let total = buckets[buckets.len() - 1].count;
+    if total == 0.0 {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    // Where a bound falls in rank (number of observations below it).
+    let rank_of = |x: f64| -> f64 {
+        let mut below = 0.0;
+        let mut prev_upper = if buckets[0].upper > 0.0 { 0.0 } else { f64::NEG_INFINITY };
+        let mut prev_count = 0.0;
+        for b in buckets.iter() {
+            let count = b.count - prev_count;
+            let lo = prev_upper;
+            if lo >= x {
+                return below;
+            }
+            if x < b.upper {
+                return if lo == f64::NEG_INFINITY {
+                    below + count
+                } else if b.upper == f64::INFINITY {
+                    below
+                } else {
+                    below + count * (x - lo) / (b.upper - lo)
+                };
+            }
+            below += count;
+            prev_upper = b.upper;
+            prev_count = b.count;
+        }
+        total
+    };
+    let (lo_rank, hi_rank) = (rank_of(lower).min(total), rank_of(upper).min(total));
+    (hi_rank - lo_rank) / total
+}
+
 fn coalesce(buckets: &mut Vec<Bucket>) {
     let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
     for b in buckets.iter() {
@@ -133,6 +186,17 @@ mod tests {
         assert_eq!(bucket_quantile(0.5, &mut v).0, 1.0);
         let mut v = vec![b(1.0, 50.0), b(2.0, 100.0), b(f64::INFINITY, 100.0)];
         assert_eq!(bucket_quantile(0.75, &mut v).0, 1.5);
+    }
+
+    #[test]
+    fn fractions_interpolate_and_skip_infinite_buckets() {
+        let set = || vec![b(1.0, 1.0), b(2.0, 3.0), b(3.0, 6.0), b(f64::INFINITY, 100.0)];
+        assert!((bucket_fraction(0.0, 1.5, &mut set()) - 0.02).abs() < 1e-12);
+        assert_eq!(bucket_fraction(4.0, 5.0, &mut set()), 0.0);
+        assert_eq!(bucket_fraction(f64::NEG_INFINITY, f64::INFINITY, &mut set()), 1.0);
+        let neg = || vec![b(-3.0, 10.0), b(-2.0, 12.0), b(-1.0, 15.0), b(f64::INFINITY, 100.0)];
+        assert!((bucket_fraction(-4.0, -2.0, &mut neg()) - 0.02).abs() < 1e-12);
+        assert!((bucket_fraction(f64::NEG_INFINITY, -1.5, &mut neg()) - 0.135).abs() < 1e-12);
     }
 
     #[test]
