@@ -260,7 +260,8 @@ fn vector_vector(
     let no_one = u32::MAX;
     for (i, t) in steps.times().enumerate() {
         let (has_many, has_one) = (!many_steps[i].is_empty(), !one_steps[i].is_empty());
-        if !(has_many && has_one || has_many && fill_one.is_some() || has_one && fill_many.is_some()) {
+        let work = (has_many && (has_one || fill_one.is_some())) || (has_one && fill_many.is_some());
+        if !work {
             continue;
         }
         ev.check_deadline()?;

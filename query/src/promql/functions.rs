@@ -944,7 +944,9 @@ fn classic_histograms(
     extra_label: Option<&str>,
     mut f: impl FnMut(usize, &str, &mut Vec<Bucket>) -> HistogramOutput,
 ) -> Result<Vec<Series>, QueryError> {
-    let mut groups: Vec<(LabelSet, String, Vec<(f64, usize)>)> = Vec::new();
+    // (labels without `le`, metric name, (bound, series index) per bucket)
+    type Group = (LabelSet, String, Vec<(f64, usize)>);
+    let mut groups: Vec<Group> = Vec::new();
     let mut index = std::collections::HashMap::new();
     for (si, s) in series.iter().enumerate() {
         let le = s.labels.get("le");
