@@ -363,6 +363,11 @@ fn main() {
         }
         eprintln!("{name}: loaded in {:.1}s; settling", t0.elapsed().as_secs_f64());
         std::thread::sleep(Duration::from_secs(15));
+        // HOLD_SECS=<n> pauses here with the system loaded (for inspection).
+        if let Some(secs) = std::env::var("HOLD_SECS").ok().and_then(|v| v.parse::<u64>().ok()) {
+            eprintln!("{name}: holding {secs}s at {} (pid {})", t.url, t.child.id());
+            std::thread::sleep(Duration::from_secs(secs));
+        }
         let c = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(600))
             .build()
