@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::chunk::SeriesChunks;
 use crate::labels::{Labels, SharedLabels};
 use crate::postings::Postings;
 use crate::sample::Sample;
@@ -161,7 +162,7 @@ const SHARDS: usize = 32;
 /// Recent samples of every series, sharded by reference to spread locking.
 #[derive(Debug)]
 pub struct Head {
-    shards: Vec<Mutex<FastMap<SeriesRef, Vec<Sample>>>>,
+    shards: Vec<Mutex<FastMap<SeriesRef, SeriesChunks>>>,
     samples: AtomicU64,
     min_t: AtomicI64,
     max_t: AtomicI64,
@@ -186,7 +187,7 @@ impl Head {
         }
     }
 
-    fn shard(&self, r: SeriesRef) -> &Mutex<FastMap<SeriesRef, Vec<Sample>>> {
+    fn shard(&self, r: SeriesRef) -> &Mutex<FastMap<SeriesRef, SeriesChunks>> {
         &self.shards[(r as usize) % SHARDS]
     }
 
@@ -197,7 +198,7 @@ impl Head {
         let mut stored = 0u64;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for s in samples {
-            let outcome = insert_sorted(buf, *s);
+            let outcome = buf.insert(*s);
             if outcome == InsertOutcome::Stored {
                 stored += 1;
                 lo = lo.min(s.t);
@@ -217,21 +218,14 @@ impl Head {
     pub fn read(&self, r: SeriesRef, start: i64, end: i64, out: &mut Vec<Sample>) {
         let shard = self.shard(r).lock();
         if let Some(buf) = shard.get(&r) {
-            let from = buf.partition_point(|s| s.t < start);
-            let to = buf.partition_point(|s| s.t <= end);
-            if from < to {
-                out.extend_from_slice(&buf[from..to]);
-            }
+            buf.read(start, end, out);
         }
     }
 
     /// True when the head holds samples of `r` overlapping `[start, end]`.
     pub fn has_samples_in(&self, r: SeriesRef, start: i64, end: i64) -> bool {
         let shard = self.shard(r).lock();
-        shard.get(&r).is_some_and(|buf| {
-            let from = buf.partition_point(|s| s.t < start);
-            from < buf.len() && buf[from].t <= end
-        })
+        shard.get(&r).is_some_and(|buf| buf.has_samples_in(start, end))
     }
 
     /// Number of samples stored.
@@ -260,44 +254,25 @@ impl Head {
         out
     }
 
-    /// Takes all samples out, for writing a block. The head is then empty.
-    pub fn drain(&self) -> Vec<(SeriesRef, Vec<Sample>)> {
-        let mut out = Vec::new();
-        for s in &self.shards {
-            out.extend(s.lock().drain());
-        }
-        out
-    }
-
     /// A copy of all samples (the head stays readable while it is flushed).
     pub fn snapshot(&self) -> Vec<(SeriesRef, Vec<Sample>)> {
         let mut out = Vec::new();
         for s in &self.shards {
-            out.extend(s.lock().iter().map(|(r, v)| (*r, v.clone())));
+            for (r, chunks) in s.lock().iter() {
+                let mut v = Vec::with_capacity(chunks.len());
+                chunks.read(i64::MIN, i64::MAX, &mut v);
+                out.push((*r, v));
+            }
         }
         out
     }
-}
 
-fn insert_sorted(buf: &mut Vec<Sample>, s: Sample) -> InsertOutcome {
-    match buf.last() {
-        None => {
-            buf.push(s);
-            return InsertOutcome::Stored;
-        }
-        Some(last) if last.t < s.t => {
-            buf.push(s);
-            return InsertOutcome::Stored;
-        }
-        _ => {}
-    }
-    match buf.binary_search_by(|x| x.t.cmp(&s.t)) {
-        Ok(i) if buf[i].same_as(&s) => InsertOutcome::Duplicate,
-        Ok(_) => InsertOutcome::Conflict,
-        Err(i) => {
-            buf.insert(i, s);
-            InsertOutcome::Stored
-        }
+    /// Bytes of compressed sample data held.
+    pub fn encoded_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().values().map(SeriesChunks::encoded_bytes).sum::<usize>())
+            .sum()
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod block;
+pub mod chunk;
 mod db;
 pub mod error;
 pub mod head;
