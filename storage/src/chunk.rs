@@ -28,10 +28,8 @@ impl BitWriter {
             self.free = 8;
         }
         self.free -= 1;
-        if b {
-            if let Some(last) = self.buf.last_mut() {
-                *last |= 1 << self.free;
-            }
+        if b && let Some(last) = self.buf.last_mut() {
+            *last |= 1 << self.free;
         }
     }
 
@@ -457,7 +455,7 @@ mod tests {
             .filter(|m| (10_000..=20_000).contains(&m.t))
             .collect();
         assert_eq!(part, want);
-        assert!(s.has_samples_in(10_000, 20_000) == !want.is_empty());
+        assert_eq!(s.has_samples_in(10_000, 20_000), !want.is_empty());
     }
 
     #[test]
