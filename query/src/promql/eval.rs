@@ -435,46 +435,91 @@ impl RangeInput {
     /// Calls `f` for each series and step with the samples in
     /// `(eff - range, eff]`, where `eff` is the step time (or `@` time)
     /// minus the offset; collects the points `f` returns.
-    pub fn map_windows(&self, steps: Steps, mut f: impl FnMut(&Window<'_>) -> Option<f64>) -> Vec<(usize, Vec<Point>)> {
-        let mut out = Vec::new();
-        for (si, raw) in self.series.iter().enumerate() {
-            let mut points = Vec::with_capacity(steps.len().min(raw.ts.len() + 1));
-            // Indices k where vs[k] < vs[k-1]: counter resets.
-            let resets: Vec<usize> = (1..raw.vs.len()).filter(|&k| raw.vs[k] < raw.vs[k - 1]).collect();
-            let (mut lo, mut hi) = (0usize, 0usize);
-            for t in steps.times() {
-                let end = self.at.unwrap_or(t) - self.offset;
-                let start = end - self.range;
-                while hi < raw.ts.len() && raw.ts[hi] <= end {
-                    hi += 1;
-                }
-                while lo < hi && raw.ts[lo] <= start {
-                    lo += 1;
-                }
-                if lo > hi {
-                    lo = hi;
-                }
-                let first_reset = resets.partition_point(|&k| k <= lo);
-                let w = Window {
-                    has_reset: first_reset < resets.len() && resets[first_reset] < hi,
-                    ts: &raw.ts[lo..hi],
-                    vs: &raw.vs[lo..hi],
-                    t,
-                    start,
-                    end,
-                    range: self.range,
-                };
-                if let Some(v) = f(&w) {
-                    points.push(Point { t, v });
-                }
+    ///
+    /// Large inputs are split across the machine's cores (a range query
+    /// over thousands of series is mostly this loop).
+    pub fn map_windows(
+        &self,
+        steps: Steps,
+        f: impl Fn(&Window<'_>) -> Option<f64> + Sync,
+    ) -> Vec<(usize, Vec<Point>)> {
+        let n = self.series.len();
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8);
+        if threads < 2 || n < 2 || n * steps.len() < PARALLEL_MIN_WINDOWS {
+            return (0..n)
+                .filter_map(|si| {
+                    let points = self.series_windows(&self.series[si], steps, &f);
+                    (!points.is_empty()).then_some((si, points))
+                })
+                .collect();
+        }
+        let chunk = n.div_ceil(threads);
+        let f = &f;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .series
+                .chunks(chunk)
+                .enumerate()
+                .map(|(ci, part)| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .enumerate()
+                            .filter_map(|(k, raw)| {
+                                let points = self.series_windows(raw, steps, f);
+                                (!points.is_empty()).then_some((ci * chunk + k, points))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
+    /// The points `f` gives for each step's window over one series.
+    fn series_windows(
+        &self,
+        raw: &RawSeries,
+        steps: Steps,
+        f: &(impl Fn(&Window<'_>) -> Option<f64> + Sync),
+    ) -> Vec<Point> {
+        let mut points = Vec::with_capacity(steps.len().min(raw.ts.len() + 1));
+        // Indices k where vs[k] < vs[k-1]: counter resets.
+        let resets: Vec<usize> = (1..raw.vs.len()).filter(|&k| raw.vs[k] < raw.vs[k - 1]).collect();
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for t in steps.times() {
+            let end = self.at.unwrap_or(t) - self.offset;
+            let start = end - self.range;
+            while hi < raw.ts.len() && raw.ts[hi] <= end {
+                hi += 1;
             }
-            if !points.is_empty() {
-                out.push((si, points));
+            while lo < hi && raw.ts[lo] <= start {
+                lo += 1;
+            }
+            let first_reset = resets.partition_point(|&k| k <= lo);
+            let w = Window {
+                has_reset: first_reset < resets.len() && resets[first_reset] < hi,
+                ts: &raw.ts[lo..hi],
+                vs: &raw.vs[lo..hi],
+                t,
+                start,
+                end,
+                range: self.range,
+            };
+            if let Some(v) = f(&w) {
+                points.push(Point { t, v });
             }
         }
-        out
+        points
     }
 }
+
+/// Below this many windows (series × steps) a range function runs on one
+/// thread; above, the series are split across cores.
+const PARALLEL_MIN_WINDOWS: usize = 20_000;
 
 /// The samples of each series in `(eff - range, eff]` at time `t`.
 fn window_raw(raw: &[RawSeries], t: i64, range: i64, offset: i64, at: Option<i64>) -> Vec<RawSeries> {

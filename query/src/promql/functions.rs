@@ -649,7 +649,7 @@ fn range_fn(
     arg: &Expr,
     steps: Steps,
     drop_name: bool,
-    f: impl FnMut(&Window<'_>) -> Option<f64>,
+    f: impl Fn(&Window<'_>) -> Option<f64> + Sync,
 ) -> Result<Value, QueryError> {
     let input = ev.range_input(arg, steps)?;
     let out = input
