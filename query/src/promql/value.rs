@@ -64,9 +64,13 @@ impl LabelSet {
         }
     }
 
-    /// The set without `__name__`.
+    /// The set without `__name__` and the metadata labels that describe
+    /// the metric it named (`__type__`, `__unit__`), as Prometheus drops
+    /// them together.
     pub fn without_name(mut self) -> Self {
         self.remove(METRIC_NAME);
+        self.remove("__type__");
+        self.remove("__unit__");
         self
     }
 
