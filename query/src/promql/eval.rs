@@ -438,11 +438,7 @@ impl RangeInput {
     ///
     /// Large inputs are split across the machine's cores (a range query
     /// over thousands of series is mostly this loop).
-    pub fn map_windows(
-        &self,
-        steps: Steps,
-        f: impl Fn(&Window<'_>) -> Option<f64> + Sync,
-    ) -> Vec<(usize, Vec<Point>)> {
+    pub fn map_windows(&self, steps: Steps, f: impl Fn(&Window<'_>) -> Option<f64> + Sync) -> Vec<(usize, Vec<Point>)> {
         let n = self.series.len();
         let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8);
         if threads < 2 || n < 2 || n * steps.len() < PARALLEL_MIN_WINDOWS {
