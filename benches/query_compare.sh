@@ -3,9 +3,6 @@
 # Usage: benches/query_compare.sh   (INSTANCES=40 HOURS=24 REPEAT=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v victoria-metrics >/dev/null || ! command -v prometheus >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq victoria-metrics prometheus >/dev/null
-fi
+benches/install_peers.sh
 cargo build --release --bin sightline
 cargo bench --bench query_compare

@@ -29,13 +29,13 @@ const INTERVAL: i64 = 15_000;
 
 /// Writes the set time-major (as a scraper does), 20 timestamps at a time.
 fn write_all(server: &Server, set: &[GenSeries], points: usize) {
+    let first = set_start(set);
     for chunk in (0..points).collect::<Vec<_>>().chunks(20) {
         let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
         let series: Vec<_> = set
             .iter()
             .filter_map(|s| {
                 let labels: Vec<(&str, &str)> = s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                let first = set_start(set);
                 let samples: Vec<(i64, f64)> = s
                     .samples
                     .iter()

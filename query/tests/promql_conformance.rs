@@ -389,40 +389,9 @@ fn clean(l: &str) -> &str {
     if t.starts_with('#') { "" } else { t }
 }
 
-/// Prometheus duration: `1h30m`, `5m`, `10s`, `100ms`, `0`.
+/// Prometheus duration: `1h30m`, `5m`, `10s`, `100ms`, `0` (ms).
 fn parse_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s),
-    };
-    let mut total = 0i64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest.find(|c: char| !c.is_ascii_digit())?;
-        let num: i64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let ms = match unit {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return None,
-        };
-        total += num * ms;
-    }
-    Some(if neg { -total } else { total })
+    sightline_query::params::parse_duration_ms(s)
 }
 
 fn parse_eval(lines: &[&str], start: usize) -> (usize, Result<Eval, (usize, String)>) {

@@ -5,11 +5,9 @@ use axum::extract::{FromRequest, Request};
 use sightline_storage::Matcher;
 
 use super::ApiError;
+use super::query::AllParams;
 use crate::params::{MAX_TIME, MIN_TIME, Params};
 use crate::selector::parse_selector;
-
-/// Largest form body accepted by the read endpoints.
-const MAX_FORM_BYTES: usize = 4 << 20;
 
 /// `match[]` (every alternative of every selector), `start`, `end`, `limit`.
 #[derive(Debug)]
@@ -68,12 +66,8 @@ impl SeriesQuery {
 impl<S: Send + Sync> FromRequest<S> for SeriesQuery {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let (parts, body) = req.into_parts();
-        let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
-            .await
-            .map_err(|e| ApiError::bad_data(format!("cannot read request body: {e}")))?;
-        let params = Params::from_parts(parts.uri.query(), &parts.headers, &body);
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let AllParams(params) = AllParams::from_request(req, state).await?;
         Self::from_params(&params)
     }
 }
