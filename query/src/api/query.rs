@@ -194,24 +194,30 @@ fn json_str(out: &mut String, s: &str) {
 /// Milliseconds as Prometheus prints them: seconds with up to three
 /// decimals.
 pub fn write_timestamp(out: &mut String, t: i64) {
-    let (sign, t) = if t < 0 { ("-", t.unsigned_abs()) } else { ("", t as u64) };
-    let _ = write!(out, "{sign}{}", t / 1000);
+    if t < 0 {
+        out.push('-');
+    }
+    let t = t.unsigned_abs();
+    let mut buf = itoa::Buffer::new();
+    out.push_str(buf.format(t / 1000));
     let frac = t % 1000;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        out.push('.');
+        if frac < 100 {
+            out.push('0');
+        }
+        if frac < 10 {
+            out.push('0');
+        }
+        out.push_str(buf.format(frac));
     }
-}
-
-/// A sample value as Prometheus prints it (`strconv.FormatFloat(v, 'f', -1, 64)`).
-pub fn format_sample_value(v: f64) -> String {
-    crate::promql::value::format_float(v)
 }
 
 fn write_point(out: &mut String, p: &Point) {
     out.push('[');
     write_timestamp(out, p.t);
     out.push_str(",\"");
-    out.push_str(&format_sample_value(p.v));
+    crate::promql::value::push_float(out, p.v);
     out.push_str("\"]");
 }
 

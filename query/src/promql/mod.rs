@@ -159,11 +159,14 @@ impl Engine {
             plan::plan(&ev, &expr, steps.start, steps.end, &mut reads)?;
             reads
         };
+        let t_plan = started.elapsed();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let data = tokio::time::timeout(remaining, plan::load(reader, reads, self.opts.max_samples))
             .await
             .map_err(|_| QueryError::Timeout("query preparation"))??;
+        let t_load = started.elapsed();
         tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
             let ev = Evaluator {
                 data: &data,
                 lookback,
@@ -176,7 +179,9 @@ impl Engine {
                 annotations: Default::default(),
             };
             let value = ev.eval(&expr, steps)?;
+            let t_eval = t0.elapsed();
             let value = finish(value, steps, instant)?;
+            tracing::debug!(?t_plan, ?t_load, ?t_eval, total = ?(t_load + t0.elapsed()), "query phases");
             let (mut warnings, mut infos) = (Vec::new(), Vec::new());
             for a in ev.annotations.take() {
                 let position = a

@@ -151,14 +151,31 @@ impl std::fmt::Display for LabelSet {
 /// them (Go's `strconv.FormatFloat(f, 'f', -1, 64)`): shortest exact
 /// decimal, no exponent, `NaN`, `+Inf`, `-Inf`.
 pub fn format_float(f: f64) -> String {
+    let mut s = String::new();
+    push_float(&mut s, f);
+    s
+}
+
+/// Appends [`format_float`]'s text to `out` without allocating (the JSON
+/// hot path): ryu's shortest digits, with its `.0` suffix dropped and its
+/// exponent form (|f| ≥ 1e16 or < 1e-5) left to Rust's `Display`, which,
+/// like Go's `'f'` format, never writes an exponent.
+pub fn push_float(out: &mut String, f: f64) {
     if f.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if f == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
     } else {
-        format!("{f}")
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(f);
+        if s.contains('e') {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{f}");
+        } else {
+            out.push_str(s.strip_suffix(".0").unwrap_or(s));
+        }
     }
 }
 
@@ -247,6 +264,25 @@ impl QueryValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_print_as_go_does() {
+        for (f, want) in [
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (100.0, "100"),
+            (1e21, "1000000000000000000000"),
+            (1e-7, "0.0000001"),
+            (123456.789, "123456.789"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            assert_eq!(format_float(f), want, "{f}");
+        }
+    }
 
     #[test]
     fn label_set_edits_keep_order() {
