@@ -59,13 +59,6 @@ struct BitReader<'a> {
 }
 
 impl BitReader<'_> {
-    fn bit(&mut self) -> bool {
-        let byte = self.buf.get(self.pos / 8).copied().unwrap_or(0);
-        let b = (byte >> (7 - (self.pos % 8))) & 1 == 1;
-        self.pos += 1;
-        b
-    }
-
     /// The 64 bits starting at byte `i`, big-endian, zero-padded.
     fn word(&self, i: usize) -> u64 {
         let mut w = [0u8; 8];
@@ -74,6 +67,14 @@ impl BitReader<'_> {
             w[..n].copy_from_slice(&src[..n]);
         }
         u64::from_be_bytes(w)
+    }
+
+    /// The next `n` bits (n <= 8) without consuming them.
+    fn peek(&self, n: u8) -> u64 {
+        let (byte, off) = (self.pos / 8, (self.pos % 8) as u32);
+        let two = (u16::from(self.buf.get(byte).copied().unwrap_or(0)) << 8)
+            | u16::from(self.buf.get(byte + 1).copied().unwrap_or(0));
+        u64::from((two << off) >> (16 - u32::from(n)))
     }
 
     /// Reads `n` bits (n <= 64) with at most two word loads.
@@ -220,30 +221,47 @@ fn decode(data: &[u8], count: u16, start: i64, end: i64, out: &mut Vec<Sample>) 
             t = r.bits(64) as i64;
             bits = r.bits(64);
         } else {
-            let dod = if !r.bit() {
-                0
-            } else if !r.bit() {
-                sign_extend(r.bits(14), 14)
-            } else if !r.bit() {
-                sign_extend(r.bits(17), 17)
-            } else if !r.bit() {
-                sign_extend(r.bits(20), 20)
-            } else {
-                r.bits(64) as i64
+            // Control bits are peeked in one load instead of bit by bit.
+            let dod = match r.peek(4) {
+                0b0000..=0b0111 => {
+                    r.pos += 1;
+                    0
+                }
+                0b1000..=0b1011 => {
+                    r.pos += 2;
+                    sign_extend(r.bits(14), 14)
+                }
+                0b1100..=0b1101 => {
+                    r.pos += 3;
+                    sign_extend(r.bits(17), 17)
+                }
+                0b1110 => {
+                    r.pos += 4;
+                    sign_extend(r.bits(20), 20)
+                }
+                _ => {
+                    r.pos += 4;
+                    r.bits(64) as i64
+                }
             };
             delta = delta.wrapping_add(dod);
             t = t.wrapping_add(delta);
-            if r.bit() {
-                if r.bit() {
-                    leading = r.bits(5) as u8;
-                    let sig = match r.bits(6) as u8 {
-                        0 => 64,
-                        n => n,
-                    };
-                    trailing = 64 - leading - sig;
+            match r.peek(2) {
+                0b00 | 0b01 => r.pos += 1,
+                control => {
+                    r.pos += 2;
+                    if control == 0b11 {
+                        let head = r.bits(11);
+                        leading = (head >> 6) as u8;
+                        let sig = match (head & 63) as u8 {
+                            0 => 64,
+                            n => n,
+                        };
+                        trailing = 64 - leading - sig;
+                    }
+                    let sig = 64 - leading - trailing;
+                    bits ^= r.bits(sig) << trailing;
                 }
-                let sig = 64 - leading - trailing;
-                bits ^= r.bits(sig) << trailing;
             }
         }
         if t > end {

@@ -110,19 +110,12 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
                         return false;
                     }
                     p.v = if name == "clamp_min" {
-                        lo[i].max(p.v)
+                        go_max(lo[i], p.v)
                     } else if name == "clamp_max" {
-                        hi[i].min(p.v)
+                        go_min(hi[i], p.v)
                     } else {
-                        lo[i].max(hi[i].min(p.v))
+                        go_max(lo[i], go_min(hi[i], p.v))
                     };
-                    if p.v.is_nan() || lo[i].is_nan() || hi[i].is_nan() {
-                        p.v = if lo[i].is_nan() || hi[i].is_nan() {
-                            f64::NAN
-                        } else {
-                            p.v
-                        };
-                    }
                     true
                 });
             }
@@ -377,6 +370,28 @@ pub fn go_float(v: f64) -> String {
         "-Inf".into()
     } else {
         format!("{v}")
+    }
+}
+
+/// Go's `math.Max`: NaN wins, +0 beats -0.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { b } else { a }
+    } else {
+        a.max(b)
+    }
+}
+
+/// Go's `math.Min`: NaN wins, -0 beats +0.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { a } else { b }
+    } else {
+        a.min(b)
     }
 }
 
@@ -1049,5 +1064,25 @@ fn parse_le(s: &str) -> Option<f64> {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         other => other.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamping_keeps_nan_like_go() {
+        assert!(go_max(0.0, go_min(20.0, f64::NAN)).is_nan());
+        assert_eq!(go_max(0.0, go_min(20.0, 25.0)), 20.0);
+        assert!(go_max(-0.0, 0.0).is_sign_positive());
+        assert!(go_min(-0.0, 0.0).is_sign_negative());
+    }
+
+    #[test]
+    fn quantile_labels_keep_a_decimal_point() {
+        assert_eq!(quantile_label(0.0), "0.0");
+        assert_eq!(quantile_label(0.25), "0.25");
+        assert_eq!(quantile_label(1.0), "1.0");
     }
 }
