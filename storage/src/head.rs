@@ -253,27 +253,6 @@ impl Head {
         }
         out
     }
-
-    /// A copy of all samples (the head stays readable while it is flushed).
-    pub fn snapshot(&self) -> Vec<(SeriesRef, Vec<Sample>)> {
-        let mut out = Vec::new();
-        for s in &self.shards {
-            for (r, chunks) in s.lock().iter() {
-                let mut v = Vec::with_capacity(chunks.len());
-                chunks.read(i64::MIN, i64::MAX, &mut v);
-                out.push((*r, v));
-            }
-        }
-        out
-    }
-
-    /// Bytes of compressed sample data held.
-    pub fn encoded_bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().values().map(SeriesChunks::encoded_bytes).sum::<usize>())
-            .sum()
-    }
 }
 
 #[cfg(test)]

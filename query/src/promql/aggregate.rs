@@ -11,7 +11,7 @@ use sightline_storage::labels::is_valid_label_name;
 
 use super::error::{QueryError, exec_err};
 use super::eval::{Evaluator, Steps, Value};
-use super::value::{LabelSet, Point, Series, SeriesBuilder};
+use super::value::{LabelSet, Point, Series, SeriesBuilder, format_float};
 
 /// Kahan-compensated `sum += f`: returns the new sum and compensation.
 pub fn kahan_inc(f: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -305,7 +305,7 @@ fn count_values(
         index.clear();
         for &(si, f) in present {
             let mut l = input[si].labels.clone();
-            l.set(label, &format_value(f));
+            l.set(label, &format_float(f));
             let key = g.key(&l);
             match index.get(&key) {
                 Some(&i) => counts[i].1 += 1.0,
@@ -322,11 +322,6 @@ fn count_values(
         Ok(())
     })?;
     builder.finish().or_else(exec_err)
-}
-
-/// A float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` prints it.
-pub fn format_value(f: f64) -> String {
-    super::value::format_float(f)
 }
 
 fn select_k(
@@ -355,7 +350,7 @@ fn select_k(
                     return exec_err("Parameter value is NaN");
                 }
                 if !(-9.223372036854775e18..=9.223372036854775e18).contains(&p) {
-                    return exec_err(format!("Scalar value {} overflows int64", format_value(p)));
+                    return exec_err(format!("Scalar value {} overflows int64", format_float(p)));
                 }
                 ((p as i64).min(input.len() as i64), 0.0)
             }
@@ -532,8 +527,8 @@ mod tests {
 
     #[test]
     fn values_format_like_go() {
-        assert_eq!(format_value(1.0), "1");
-        assert_eq!(format_value(0.1), "0.1");
-        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(0.1), "0.1");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
     }
 }
