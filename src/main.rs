@@ -36,6 +36,50 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         retention: Option<String>,
     },
+    /// Work with Prometheus-format rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check rule files as `promtool check rules` does: syntax, PromQL,
+    /// names; prints every problem with file, line and column.
+    Check {
+        /// Rule files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `sightline rules check`: true when every file is valid.
+fn check_rules(files: &[PathBuf]) -> bool {
+    let mut ok = true;
+    for f in files {
+        println!("Checking {}", f.display());
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("  FAILED:\n{}: cannot read: {e}", f.display());
+                ok = false;
+                continue;
+            }
+        };
+        match sightline_alerting::rules::check(&text) {
+            Ok((_, n)) => println!("  SUCCESS: {n} rules found"),
+            Err(problems) => {
+                ok = false;
+                println!("  FAILED:");
+                for p in problems {
+                    println!("{}: {p}", f.display());
+                }
+            }
+        }
+        println!();
+    }
+    ok
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +109,14 @@ fn main() -> anyhow::Result<()> {
             let cfg = config::Config::load(config.as_deref(), &flags)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server::serve(cfg))
+        }
+        Command::Rules {
+            command: RulesCommand::Check { files },
+        } => {
+            if !check_rules(&files) {
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
 }

@@ -1,0 +1,9 @@
+//! Sightline alerting: Prometheus-format rule files (this step: parsing
+//! and validation, as `promtool check rules`); evaluation, alert state and
+//! notifications come next (issue 4).
+//!
+//! Depends on the query crate for PromQL, never on HTTP.
+
+#![warn(missing_docs)]
+
+pub mod rules;
