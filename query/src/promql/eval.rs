@@ -253,8 +253,22 @@ impl Evaluator<'_> {
     pub fn vector_selector_with(&self, vs: &VectorSelector, steps: Steps, sample_times: bool) -> Vec<Series> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
+        self.instant_samples(self.selector_data(vs), steps, offset, at, sample_times)
+    }
+
+    /// Instant-selector semantics over raw series: at each step the newest
+    /// sample within the lookback window before `(at or step) - offset`,
+    /// unless it is a staleness marker.
+    pub fn instant_samples(
+        &self,
+        data: &[RawSeries],
+        steps: Steps,
+        offset: i64,
+        at: Option<i64>,
+        sample_times: bool,
+    ) -> Vec<Series> {
         let mut out = Vec::new();
-        for raw in self.selector_data(vs) {
+        for raw in data {
             let mut points = Vec::with_capacity(steps.len().min(raw.ts.len() + 1));
             let mut j = 0;
             for t in steps.times() {

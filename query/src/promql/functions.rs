@@ -166,6 +166,7 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
             };
             Ok(Value::Vector(map_values(series, |v| date_part(name, v))))
         }
+        "info" => info(ev, call, &args, steps),
         "label_replace" => label_replace(ev, &args, steps),
         "label_join" => label_join(ev, &args, steps),
         "sort" | "sort_desc" => {
@@ -489,6 +490,116 @@ fn string_arg(ev: &Evaluator<'_>, e: &Expr, steps: Steps) -> Result<String, Quer
         Value::String(s) => Ok(s),
         _ => exec_err(format!("expected a string, got {e}")),
     }
+}
+
+/// Labels that tie a series to its info series.
+const IDENTIFYING_LABELS: [&str; 2] = ["instance", "job"];
+
+/// `info(v, {selector})`: adds the data labels of the info series (picked
+/// by the selector's `__name__` matchers, `target_info` by default) that share `v`'s
+/// identifying labels, at each step. Matchers other than `__name__` name
+/// the data labels wanted and filter the info series; a series without a
+/// matching info series is kept only if those matchers accept "".
+fn info(ev: &Evaluator<'_>, call: &Call, args: &[&Expr], steps: Steps) -> Result<Value, QueryError> {
+    let base = ev.eval_vector(
+        args.first()
+            .copied()
+            .ok_or_else(|| QueryError::Execution("info() needs an instant vector".into()))?,
+        steps,
+    )?;
+    let selector = match args.get(1) {
+        Some(Expr::VectorSelector(vs)) => Some(vs),
+        Some(other) => return exec_err(format!("info(): the second argument must be a selector, got {other}")),
+        None => None,
+    };
+    let name_matchers = super::plan::info_name_matchers(selector)?;
+    let mut data_matchers = Vec::new();
+    if let Some(vs) = selector {
+        for m in vs.matchers.matchers.iter().filter(|m| m.name != METRIC_NAME) {
+            let op = match m.op {
+                MatchOp::Equal => sightline_storage::MatchOp::Equal,
+                MatchOp::NotEqual => sightline_storage::MatchOp::NotEqual,
+                MatchOp::Re(_) => sightline_storage::MatchOp::Regex,
+                MatchOp::NotRe(_) => sightline_storage::MatchOp::NotRegex,
+            };
+            data_matchers.push(
+                sightline_storage::Matcher::new(op, m.name.clone(), m.value.clone())
+                    .map_err(|e| QueryError::Execution(e.to_string()))?,
+            );
+        }
+    }
+    let data = ev
+        .data
+        .get(&super::plan::info_key(call))
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let (offset, at) = super::plan::info_reference(ev, args[0]);
+    // Point values are the info samples' own times: on a conflict the
+    // newest info series wins, as in Prometheus.
+    let infos: Vec<Series> = ev.instant_samples(data, steps, offset, at, true);
+    let accepts_empty = data_matchers.iter().all(|m| m.matches(""));
+    let is_info_metric = |l: &LabelSet| name_matchers.iter().all(|m| m.matches(l.get(METRIC_NAME)));
+    let mut b = SeriesBuilder::new(!ev.instant);
+    for s in &base {
+        let ids: Vec<(&str, &str)> = IDENTIFYING_LABELS
+            .iter()
+            .map(|n| (*n, s.labels.get(n)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        if ids.is_empty() || is_info_metric(&s.labels) {
+            let i = b.series_for(s.labels.clone(), s.drop_name);
+            s.points.iter().for_each(|p| b.push(i, *p));
+            continue;
+        }
+        let candidates: Vec<usize> = (0..infos.len())
+            .filter(|&k| ids.iter().all(|(n, v)| infos[k].labels.get(n) == *v))
+            .filter(|&k| data_matchers.iter().all(|m| m.matches(infos[k].labels.get(&m.name))))
+            .collect();
+        for p in &s.points {
+            let mut labels = s.labels.clone();
+            // (sample time, info index), newest first.
+            let mut matched: Vec<(f64, usize)> = candidates
+                .iter()
+                .filter_map(|&k| {
+                    let pts = &infos[k].points;
+                    pts.binary_search_by_key(&p.t, |q| q.t).ok().map(|i| (pts[i].v, k))
+                })
+                .collect();
+            matched.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+            let found = !matched.is_empty();
+            let mut set_at: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+            for &(when, k) in &matched {
+                for (n, v) in &infos[k].labels.0 {
+                    if n == METRIC_NAME || IDENTIFYING_LABELS.contains(&n.as_str()) || s.labels.has(n) {
+                        continue;
+                    }
+                    if !data_matchers.is_empty() && !data_matchers.iter().any(|m| m.name == *n) {
+                        continue;
+                    }
+                    match set_at.get(n.as_str()) {
+                        None => {
+                            labels.set(n, v);
+                            set_at.insert(n, when);
+                        }
+                        Some(&newer) if newer == when && labels.get(n) != v => {
+                            return exec_err(format!(
+                                "conflicting label: {n} has values {:?} and {v:?} in the info series of {}",
+                                labels.get(n),
+                                super::binary::prom_labels(&s.labels)
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            if !found && !accepts_empty {
+                continue;
+            }
+            let i = b.series_for(labels, s.drop_name);
+            b.push(i, *p);
+        }
+    }
+    b.finish().map(Value::Vector).or_else(exec_err)
 }
 
 fn label_replace(ev: &Evaluator<'_>, args: &[&Expr], steps: Steps) -> Result<Value, QueryError> {

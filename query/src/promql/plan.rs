@@ -67,6 +67,25 @@ pub fn plan(ev: &Evaluator<'_>, expr: &Expr, lo: i64, hi: i64, out: &mut Vec<Sel
             }
             plan(ev, &a.expr, lo, hi, out)?;
         }
+        Expr::Call(c) if c.func.name == "info" => {
+            // The base expression as usual; the info series by their
+            // metric name only (the other matchers pick data labels).
+            if let Some(base) = c.args.args.first() {
+                plan(ev, base, lo, hi, out)?;
+            }
+            let selector = c.args.args.get(1).and_then(|a| match a.as_ref() {
+                Expr::VectorSelector(vs) => Some(vs),
+                _ => None,
+            });
+            let (offset, at) = c.args.args.first().map_or((0, None), |b| info_reference(ev, b));
+            let (lo, hi) = at.map_or((lo, hi), |t| (t, t));
+            out.push(SelectorRead {
+                key: info_key(c),
+                matchers: vec![info_name_matchers(selector)?],
+                start: lo - offset - ev.lookback,
+                end: hi - offset,
+            });
+        }
         Expr::Call(c) => {
             for a in &c.args.args {
                 plan(ev, a, lo, hi, out)?;
@@ -75,6 +94,67 @@ pub fn plan(ev: &Evaluator<'_>, expr: &Expr, lo: i64, hi: i64, out: &mut Vec<Sel
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
     Ok(())
+}
+
+/// When `info()` looks its info series up: at the base selector's own
+/// offset and `@` time (for other expressions, at the step).
+pub fn info_reference(ev: &Evaluator<'_>, base: &Expr) -> (i64, Option<i64>) {
+    match base {
+        Expr::Paren(p) => info_reference(ev, &p.expr),
+        Expr::VectorSelector(vs) => (offset_ms(&vs.offset), ev.at_ms(&vs.at)),
+        _ => (0, None),
+    }
+}
+
+/// The key under which `info()`'s info series are read.
+pub fn info_key(c: &promql_parser::parser::Call) -> usize {
+    c as *const promql_parser::parser::Call as usize
+}
+
+/// The `__name__` matchers of `info()`'s selector (with only negative
+/// ones, limited to `*_info` metrics), or `target_info` when it has none.
+pub fn info_name_matchers(
+    selector: Option<&promql_parser::parser::VectorSelector>,
+) -> Result<Vec<Matcher>, QueryError> {
+    let mut out = Vec::new();
+    if let Some(vs) = selector {
+        if let Some(name) = &vs.name {
+            out.push(Matcher::equal(sightline_storage::labels::METRIC_NAME, name.clone()));
+        }
+        for m in vs
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name == sightline_storage::labels::METRIC_NAME)
+        {
+            let op = match m.op {
+                promql_parser::label::MatchOp::Equal => sightline_storage::MatchOp::Equal,
+                promql_parser::label::MatchOp::NotEqual => sightline_storage::MatchOp::NotEqual,
+                promql_parser::label::MatchOp::Re(_) => sightline_storage::MatchOp::Regex,
+                promql_parser::label::MatchOp::NotRe(_) => sightline_storage::MatchOp::NotRegex,
+            };
+            out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| QueryError::Parse(e.to_string()))?);
+        }
+    }
+    if out.is_empty() {
+        out.push(Matcher::equal(sightline_storage::labels::METRIC_NAME, "target_info"));
+    } else if !out.iter().any(|m| {
+        matches!(
+            m.op,
+            sightline_storage::MatchOp::Equal | sightline_storage::MatchOp::Regex
+        )
+    }) {
+        // Only negative name matchers: they narrow the `*_info` metrics.
+        out.push(
+            Matcher::new(
+                sightline_storage::MatchOp::Regex,
+                sightline_storage::labels::METRIC_NAME,
+                ".+_info",
+            )
+            .map_err(|e| QueryError::Parse(e.to_string()))?,
+        );
+    }
+    Ok(out)
 }
 
 /// Reads every planned selector; fails once more than `max_samples`
