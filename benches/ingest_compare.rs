@@ -12,6 +12,8 @@
 mod node_data;
 #[path = "support/peers.rs"]
 mod peers;
+#[path = "support/remote_write.rs"]
+mod remote_write;
 #[path = "support/rng.rs"]
 mod rng;
 
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use peers::{Target, du, machine, proc_stat, start, terminate};
 use prost::Message;
+use remote_write::{post_write, proto_labels};
 use sightline_ingest::remote_write::proto;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -49,19 +52,7 @@ fn build_data_set(hosts: usize, hours: usize) -> DataSet {
         .unwrap_or(0);
     let start = (now - (hours as i64) * 3_600_000 - 60_000) / 15_000 * 15_000;
     let mut jitter = node_data::Rng::new(7);
-    let label_protos: Vec<Vec<proto::Label>> = fleet
-        .series
-        .iter()
-        .map(|s| {
-            s.labels
-                .iter()
-                .map(|(n, v)| proto::Label {
-                    name: n.clone(),
-                    value: v.clone(),
-                })
-                .collect()
-        })
-        .collect();
+    let label_protos: Vec<Vec<proto::Label>> = fleet.series.iter().map(|s| proto_labels(&s.labels)).collect();
     let mut requests = Vec::new();
     let mut samples = 0u64;
     let mut raw_bytes = 0u64;
@@ -130,33 +121,10 @@ fn send_all(t: &Target, data: &DataSet, concurrency: usize) -> (Duration, u64) {
                 let mine = (0..data.requests.len()).filter(|i| (i % per_step) % concurrency == w);
                 for i in mine {
                     let body = &data.requests[i];
-                    let mut attempts = 0;
-                    loop {
-                        let r = c
-                            .post(&url)
-                            .header("Content-Type", "application/x-protobuf")
-                            .header("Content-Encoding", "snappy")
-                            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                            .body(body.clone())
-                            .send();
-                        match r {
-                            Ok(r) if r.status().is_success() => break,
-                            Ok(r) if (r.status().as_u16() == 429 || r.status().is_server_error()) && attempts < 50 => {
-                                attempts += 1;
-                                std::thread::sleep(Duration::from_millis(100));
-                            }
-                            Ok(r) => {
-                                if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                                    eprintln!("{}: {} {}", t.name, r.status(), r.text().unwrap_or_default());
-                                }
-                                break;
-                            }
-                            Err(e) => {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                                eprintln!("{}: {e}", t.name);
-                                break;
-                            }
-                        }
+                    if let Err(e) = post_write(&c, &url, body)
+                        && errors.fetch_add(1, Ordering::Relaxed) < 3
+                    {
+                        eprintln!("{}: {e}", t.name);
                     }
                 }
             });

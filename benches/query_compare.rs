@@ -16,6 +16,8 @@
 mod peers;
 #[path = "support/query_data.rs"]
 mod query_data;
+#[path = "support/remote_write.rs"]
+mod remote_write;
 #[path = "support/rng.rs"]
 mod rng;
 
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use peers::{Target, machine, proc_stat, start, terminate};
 use prost::Message;
 use query_data::{GenSeries, Shape, generate};
+use remote_write::{post_write, proto_labels};
 use sightline_ingest::remote_write::proto;
 
 const INTERVAL: i64 = 15_000;
@@ -37,18 +40,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// for the series with `index % shards == shard` (like one remote-write
 /// shard of Prometheus, so each series' samples arrive in order).
 fn requests(set: &[GenSeries], points: usize, shard: usize, shards: usize) -> Vec<Vec<u8>> {
-    let labels: Vec<Vec<proto::Label>> = set
-        .iter()
-        .map(|s| {
-            s.labels
-                .iter()
-                .map(|(n, v)| proto::Label {
-                    name: n.clone(),
-                    value: v.clone(),
-                })
-                .collect()
-        })
-        .collect();
+    let labels: Vec<Vec<proto::Label>> = set.iter().map(|s| proto_labels(&s.labels)).collect();
     let start = set
         .iter()
         .filter_map(|s| s.samples.first().map(|x| x.0))
@@ -125,28 +117,7 @@ fn load(t: &Target, shards: &[Vec<Vec<u8>>]) {
             let url = format!("{}/api/v1/write", t.url);
             s.spawn(move || {
                 for body in reqs {
-                    for attempt in 0..50 {
-                        let r = c
-                            .post(&url)
-                            .header("Content-Type", "application/x-protobuf")
-                            .header("Content-Encoding", "snappy")
-                            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                            .body(body.clone())
-                            .send();
-                        match r {
-                            Ok(r) if r.status().is_success() => break,
-                            Ok(r) if attempt < 49 && (r.status().as_u16() == 429 || r.status().is_server_error()) => {
-                                std::thread::sleep(Duration::from_millis(100))
-                            }
-                            Ok(r) => panic!(
-                                "{}: write failed: {} {}",
-                                t.name,
-                                r.status(),
-                                r.text().unwrap_or_default()
-                            ),
-                            Err(e) => panic!("{}: write failed: {e}", t.name),
-                        }
-                    }
+                    post_write(&c, &url, body).unwrap_or_else(|e| panic!("{}: write failed: {e}", t.name));
                 }
             });
         }
