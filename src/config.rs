@@ -3,6 +3,7 @@
 //! Every section has defaults, so an empty file is valid; unknown keys are
 //! errors so a typo never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +26,75 @@ pub struct FileConfig {
     pub otlp: OtlpOptions,
     /// PromQL engine limits (Prometheus' `--query.*` flags).
     pub query: QuerySection,
+    /// Rule evaluation defaults, spelled as in Prometheus.
+    pub global: GlobalSection,
+    /// Globs of Prometheus-format rule files, relative to this file.
+    pub rule_files: Vec<String>,
+    /// External Alertmanagers to send alerts to, as in Prometheus.
+    pub alerting: AlertingSection,
+    /// An Alertmanager-format file for the built-in notification routing.
+    pub alertmanager_config: Option<PathBuf>,
+    /// Alert state restoration and re-sending (Prometheus'
+    /// `--rules.alert.*` flags).
+    pub rules: RulesSection,
+}
+
+/// `global:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalSection {
+    /// How often rule groups are evaluated by default, e.g. `1m`.
+    pub evaluation_interval: Option<String>,
+    /// How far back rules evaluate by default, e.g. `30s`.
+    pub rule_query_offset: Option<String>,
+    /// Labels added to alerts sent out (not to stored series).
+    pub external_labels: BTreeMap<String, String>,
+}
+
+/// `alerting:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingSection {
+    /// The Alertmanagers every alert is sent to.
+    pub alertmanagers: Vec<AlertmanagerSection>,
+}
+
+/// One entry of `alerting.alertmanagers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerSection {
+    /// `http` (default) or `https`.
+    pub scheme: Option<String>,
+    /// Path prefix of the Alertmanager's API.
+    pub path_prefix: Option<String>,
+    /// Per-request timeout, e.g. `10s`.
+    pub timeout: Option<String>,
+    /// Only `v2` is spoken.
+    pub api_version: Option<String>,
+    /// `host:port` targets.
+    pub static_configs: Vec<StaticConfig>,
+}
+
+/// `static_configs` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticConfig {
+    /// `host:port` of each Alertmanager.
+    pub targets: Vec<String>,
+}
+
+/// `rules:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// Saved alert state older than this is not restored (default 1h).
+    pub for_outage_tolerance: Option<String>,
+    /// A restored pending alert waits at least this long (default 10m).
+    pub for_grace_period: Option<String>,
+    /// Least time between re-sending a firing alert (default 1m).
+    pub resend_delay: Option<String>,
+    /// URL this server is reached at, for links in alerts.
+    pub external_url: Option<String>,
 }
 
 /// `query:`
@@ -121,6 +191,41 @@ pub struct Config {
     pub ingest: sightline_ingest::IngestOptions,
     /// Query engine options.
     pub query: sightline_query::promql::EngineOptions,
+    /// Rules and alert delivery.
+    pub rules: RulesConfig,
+}
+
+/// Rule evaluation settings, checked.
+#[derive(Debug, Clone)]
+pub struct RulesConfig {
+    /// Rule file globs, made absolute against the config file's directory.
+    pub files: Vec<String>,
+    /// Group defaults.
+    pub defaults: sightline_alerting::group::GroupDefaults,
+    /// Added to alerts sent out.
+    pub external_labels: BTreeMap<String, String>,
+    /// For links in alerts.
+    pub external_url: String,
+    /// Least time between re-sending a firing alert, ms.
+    pub resend_delay: i64,
+    /// Restoring alert state after a restart.
+    pub restore: sightline_alerting::manager::RestoreOptions,
+    /// External Alertmanagers.
+    pub alertmanagers: Vec<sightline_alerting::notifier::AlertmanagerTarget>,
+}
+
+impl RulesConfig {
+    /// The rule files the globs match now, sorted, each once.
+    pub fn expand_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let mut out = std::collections::BTreeSet::new();
+        for pattern in &self.files {
+            let paths = glob::glob(pattern).with_context(|| format!("rule_files: invalid pattern {pattern:?}"))?;
+            for p in paths {
+                out.insert(p.with_context(|| format!("rule_files: cannot read a match of {pattern:?}"))?);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
 }
 
 /// Parses a Prometheus duration such as `15d`, `1h30m`, `500ms`.
@@ -175,7 +280,30 @@ impl Config {
                 Self::parse(&text).with_context(|| format!("invalid config file {}", p.display()))?
             }
         };
-        Self::resolve(file, flags)
+        let base = path
+            .and_then(|p| p.parent())
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .unwrap_or(std::path::Path::new("."));
+        let mut cfg = Self::resolve(file, flags)?;
+        cfg.rules.files = cfg
+            .rules
+            .files
+            .iter()
+            .map(|f| {
+                if std::path::Path::new(f).is_absolute() {
+                    f.clone()
+                } else {
+                    base.join(f).to_string_lossy().into_owned()
+                }
+            })
+            .collect();
+        Ok(cfg)
     }
 
     /// Parses YAML text.
@@ -277,6 +405,14 @@ impl Config {
         if query.max_samples == 0 || query.max_concurrent == 0 {
             bail!("query.max_samples and query.max_concurrency must be positive");
         }
+        let rules = resolve_rules(
+            &file.global,
+            file.rule_files,
+            &file.alerting,
+            file.alertmanager_config.as_deref(),
+            &file.rules,
+            http_listen,
+        )?;
         Ok(Config {
             data_dir,
             http_listen,
@@ -284,8 +420,111 @@ impl Config {
             storage,
             ingest,
             query,
+            rules,
         })
     }
+}
+
+fn resolve_rules(
+    global: &GlobalSection,
+    files: Vec<String>,
+    alerting: &AlertingSection,
+    alertmanager_config: Option<&std::path::Path>,
+    rules: &RulesSection,
+    http_listen: SocketAddr,
+) -> anyhow::Result<RulesConfig> {
+    let ms = |name: &str, v: Option<&str>, d: Duration| -> anyhow::Result<i64> {
+        let d = v.map_or(Ok(d), |s| parse_duration(s).with_context(|| name.to_string()))?;
+        Ok(d.as_millis() as i64)
+    };
+    let interval = ms(
+        "global.evaluation_interval",
+        global.evaluation_interval.as_deref(),
+        Duration::from_secs(60),
+    )?;
+    if interval <= 0 {
+        bail!("global.evaluation_interval must be positive");
+    }
+    if let Some(p) = alertmanager_config {
+        bail!(
+            "alertmanager_config ({}): the built-in notification routing is not available yet; \
+             send alerts to an Alertmanager with alerting.alertmanagers instead",
+            p.display()
+        );
+    }
+    for k in global.external_labels.keys() {
+        if !sightline_storage::labels::is_valid_label_name(k) {
+            bail!("global.external_labels: invalid label name {k:?}");
+        }
+    }
+    let mut alertmanagers = Vec::new();
+    for (i, am) in alerting.alertmanagers.iter().enumerate() {
+        let scheme = am.scheme.as_deref().unwrap_or("http");
+        if scheme != "http" {
+            bail!("alerting.alertmanagers[{i}].scheme: only http is supported, got {scheme:?}");
+        }
+        if let Some(v) = am.api_version.as_deref()
+            && v != "v2"
+        {
+            bail!("alerting.alertmanagers[{i}].api_version: only v2 is supported, got {v:?}");
+        }
+        let timeout = am
+            .timeout
+            .as_deref()
+            .map_or(Ok(Duration::from_secs(10)), parse_duration)
+            .with_context(|| format!("alerting.alertmanagers[{i}].timeout"))?;
+        let prefix = am.path_prefix.as_deref().unwrap_or("").trim_end_matches('/');
+        for sc in &am.static_configs {
+            for t in &sc.targets {
+                if t.is_empty() || t.contains('/') {
+                    bail!("alerting.alertmanagers[{i}]: invalid target {t:?}, expected host:port");
+                }
+                let prefix = if prefix.is_empty() || prefix.starts_with('/') {
+                    prefix.to_string()
+                } else {
+                    format!("/{prefix}")
+                };
+                alertmanagers.push(sightline_alerting::notifier::AlertmanagerTarget {
+                    base_url: format!("{scheme}://{t}{prefix}"),
+                    timeout,
+                });
+            }
+        }
+    }
+    Ok(RulesConfig {
+        files,
+        defaults: sightline_alerting::group::GroupDefaults {
+            interval,
+            query_offset: ms(
+                "global.rule_query_offset",
+                global.rule_query_offset.as_deref(),
+                Duration::ZERO,
+            )?,
+        },
+        external_labels: global.external_labels.clone(),
+        external_url: rules
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_listen}")),
+        resend_delay: ms(
+            "rules.resend_delay",
+            rules.resend_delay.as_deref(),
+            Duration::from_secs(60),
+        )?,
+        restore: sightline_alerting::manager::RestoreOptions {
+            outage_tolerance: ms(
+                "rules.for_outage_tolerance",
+                rules.for_outage_tolerance.as_deref(),
+                Duration::from_secs(3600),
+            )?,
+            for_grace_period: ms(
+                "rules.for_grace_period",
+                rules.for_grace_period.as_deref(),
+                Duration::from_secs(600),
+            )?,
+        },
+        alertmanagers,
+    })
 }
 
 #[cfg(test)]
@@ -313,6 +552,34 @@ mod tests {
         );
         assert_eq!(cfg.query.lookback_delta, Duration::from_secs(300));
         assert_eq!(cfg.query.max_samples, 50_000_000);
+        assert_eq!(cfg.rules.defaults.interval, 60_000);
+        assert_eq!(cfg.rules.external_labels["site"], "fra1");
+        assert!(cfg.rules.files[0].ends_with("rules/*.yml"), "{:?}", cfg.rules.files);
+        assert!(std::path::Path::new(&cfg.rules.files[0]).is_absolute());
+        assert_eq!(cfg.rules.resend_delay, 60_000);
+    }
+
+    #[test]
+    fn alerting_sections_are_checked() {
+        let cfg = Config::resolve(
+            Config::parse(
+                "alerting:\n  alertmanagers:\n    - path_prefix: am\n      static_configs: [{targets: ['127.0.0.1:9093']}]\n",
+            )
+            .expect("parse"),
+            &Overrides::default(),
+        )
+        .expect("resolve");
+        assert_eq!(cfg.rules.alertmanagers[0].base_url, "http://127.0.0.1:9093/am");
+        for (bad, word) in [
+            ("alerting:\n  alertmanagers:\n    - scheme: ftp\n", "scheme"),
+            ("alerting:\n  alertmanagers:\n    - api_version: v1\n", "api_version"),
+            ("global:\n  evaluation_interval: 0s\n", "evaluation_interval"),
+            ("global:\n  external_labels: {'bad-name': x}\n", "external_labels"),
+            ("alertmanager_config: am.yml\n", "alertmanager_config"),
+        ] {
+            let err = Config::resolve(Config::parse(bad).expect("parse"), &Overrides::default()).expect_err(bad);
+            assert!(format!("{err:#}").contains(word), "{bad}: {err:#}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod config;
 mod metrics;
+mod rules;
 mod server;
 
 use std::path::PathBuf;
@@ -108,7 +109,7 @@ fn main() -> anyhow::Result<()> {
             };
             let cfg = config::Config::load(config.as_deref(), &flags)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(server::serve(cfg))
+            rt.block_on(server::serve(cfg, config, flags))
         }
         Command::Rules {
             command: RulesCommand::Check { files },

@@ -59,8 +59,79 @@ fn process_metrics(out: &mut String) {
     }
 }
 
+/// Rule evaluation and alert delivery.
+fn rule_metrics(out: &mut String, rules: &crate::rules::Rules) {
+    let status = rules.manager.status();
+    single(
+        out,
+        "sightline_rules_last_reload_successful",
+        "gauge",
+        "Whether the last rule (re)load worked (1) or failed and the previous rules kept running (0).",
+        u8::from(status.success),
+    );
+    let groups = rules.manager.groups();
+    family(
+        out,
+        "sightline_rule_group_last_evaluation_timestamp_seconds",
+        "gauge",
+        "When each rule group was last evaluated.",
+    );
+    for g in &groups {
+        let _ = writeln!(
+            out,
+            "sightline_rule_group_last_evaluation_timestamp_seconds{{rule_group=\"{}\"}} {}",
+            escape(&g.spec.key()),
+            g.stats.lock().last_evaluation as f64 / 1000.0
+        );
+    }
+    family(
+        out,
+        "sightline_rule_group_rules_failing",
+        "gauge",
+        "Rules of each group whose last evaluation failed.",
+    );
+    for g in &groups {
+        let failing = g
+            .states
+            .iter()
+            .filter(|s| s.lock().health == sightline_alerting::rule::Health::Bad)
+            .count();
+        let _ = writeln!(
+            out,
+            "sightline_rule_group_rules_failing{{rule_group=\"{}\"}} {failing}",
+            escape(&g.spec.key())
+        );
+    }
+    let n = &rules.notifier.stats;
+    single(
+        out,
+        "sightline_notifications_sent_total",
+        "counter",
+        "Alerts delivered to Alertmanagers.",
+        n.sent.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "sightline_notifications_errors_total",
+        "counter",
+        "Alerts not delivered to an Alertmanager after retries.",
+        n.errors.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "sightline_notifications_dropped_total",
+        "counter",
+        "Alerts dropped because the send queue was full.",
+        n.dropped.load(Ordering::Relaxed),
+    );
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 /// Renders every metric.
-pub fn render(storage: &StorageStats, ingest: &IngestStats) -> String {
+pub fn render(storage: &StorageStats, ingest: &IngestStats, rules: &crate::rules::Rules) -> String {
     let mut out = String::with_capacity(8192);
     family(
         &mut out,
@@ -202,6 +273,7 @@ pub fn render(storage: &StorageStats, ingest: &IngestStats) -> String {
         "Bytes of block files.",
         s.block_bytes.get(),
     );
+    rule_metrics(&mut out, rules);
     process_metrics(&mut out);
     out
 }

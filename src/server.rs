@@ -2,6 +2,7 @@
 //! runs maintenance, and on SIGTERM/SIGINT stops accepting, flushes the
 //! head to blocks and returns.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,18 +11,51 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use sightline_ingest::IngestState;
 use sightline_query::ApiState;
 use sightline_storage::Db;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
+use crate::rules::Rules;
 
 #[derive(Clone)]
 struct NodeState {
     ingest: IngestState,
     ready: Arc<AtomicBool>,
+    rules: Arc<Rules>,
+}
+
+/// `POST /-/reload`: re-reads the configuration and rule files; on error
+/// the previous rules keep running and the answer is 500 with the reason.
+async fn reload(State(st): State<NodeState>) -> impl IntoResponse {
+    let rules = st.rules.clone();
+    match tokio::task::spawn_blocking(move || rules.reload()).await {
+        Ok(Ok(msg)) => (StatusCode::OK, msg),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        ),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("reload task failed: {e}\n")),
+    }
+}
+
+/// Reloads on every SIGHUP.
+async fn reload_on_sighup(rules: Arc<Rules>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; use POST /-/reload");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received; reloading rules");
+        let r = rules.clone();
+        let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+    }
 }
 
 async fn ready(State(st): State<NodeState>) -> impl IntoResponse {
@@ -43,7 +77,7 @@ async fn metrics(State(st): State<NodeState>) -> impl IntoResponse {
     st.ingest.db.refresh_gauges();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        crate::metrics::render(st.ingest.db.stats(), &st.ingest.stats),
+        crate::metrics::render(st.ingest.db.stats(), &st.ingest.stats, &st.rules),
     )
 }
 
@@ -63,26 +97,35 @@ async fn shutdown_signal() {
 }
 
 /// Runs the node until a termination signal, then shuts down cleanly.
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let db = Db::open(cfg.storage.clone())
         .await
         .with_context(|| format!("cannot open storage in {}", cfg.data_dir.display()))?;
     let ingest = IngestState::new(db.clone(), cfg.ingest.clone());
+    let query_state = ApiState::with_engine(Arc::new(db.clone()), cfg.query.clone()).with_metadata(db.metadata());
+    let rules = Arc::new(Rules::start(
+        &cfg,
+        query_state.engine.clone(),
+        db.clone(),
+        config_path,
+        flags,
+    )?);
     let node = NodeState {
         ingest: ingest.clone(),
         ready: Arc::new(AtomicBool::new(false)),
+        rules: rules.clone(),
     };
     let app = Router::new()
         .route("/-/ready", get(ready))
         .route("/-/healthy", get(healthy))
+        .route("/-/reload", post(reload).put(reload))
         .route("/metrics", get(metrics))
         .with_state(node.clone())
         .merge(sightline_ingest::router(ingest.clone()))
-        .merge(sightline_query::router(
-            ApiState::with_engine(Arc::new(db.clone()), cfg.query.clone()).with_metadata(db.metadata()),
-        ));
+        .merge(sightline_query::router(query_state))
+        .merge(sightline_alerting::api::router(rules.manager.clone()));
 
     let http = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
@@ -95,6 +138,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let maintenance = tokio::spawn(db.clone().run_maintenance(stop_rx.clone()));
+    let notifier = tokio::spawn(rules.notifier.clone().run(stop_rx.clone()));
+    let sighup = tokio::spawn(reload_on_sighup(rules.clone()));
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(http, app)
@@ -127,6 +172,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Err(e) => tracing::error!(error = %e, "grpc server task failed"),
         Ok(Ok(())) => {}
     }
+    sighup.abort();
+    rules.manager.stop().await;
+    let _ = notifier.await;
     let _ = maintenance.await;
     db.close().await.context("flushing the head to blocks at shutdown")?;
     tracing::info!("shutdown complete: all data flushed to blocks");

@@ -6,5 +6,10 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod group;
+pub mod manager;
+pub mod notifier;
+pub mod rule;
 pub mod rules;
 pub mod template;

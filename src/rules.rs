@@ -1,0 +1,144 @@
+//! Wiring the rule engine to this node: PromQL through the local engine,
+//! rule output into local storage, alerts to the configured
+//! Alertmanagers, and reloading the rule files.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sightline_alerting::group::{EvalDeps, load_files};
+use sightline_alerting::manager::RuleManager;
+use sightline_alerting::notifier::Notifier;
+use sightline_alerting::rule::{AppendFn, OutputSample, QueryFn, Sample};
+use sightline_query::promql::Engine;
+use sightline_query::promql::value::QueryValue;
+use sightline_storage::{Db, WriteBatch};
+
+use crate::config::{Config, Overrides, RulesConfig};
+
+/// PromQL instant queries against the local database.
+pub fn query_fn(engine: Arc<Engine>, db: Db) -> QueryFn {
+    Arc::new(move |expr: String, t: i64| {
+        let (engine, db) = (engine.clone(), db.clone());
+        Box::pin(async move {
+            let result = engine.instant(&db, &expr, t).await.map_err(|e| e.to_string())?;
+            match result.value {
+                QueryValue::Vector(v) => Ok(v
+                    .into_iter()
+                    .map(|(labels, p)| Sample {
+                        labels: labels.0.into_iter().collect(),
+                        value: p.v,
+                    })
+                    .collect()),
+                QueryValue::Scalar(p) => Ok(vec![Sample {
+                    labels: Default::default(),
+                    value: p.v,
+                }]),
+                _ => Err("rule result is not a vector or scalar".into()),
+            }
+        })
+    })
+}
+
+/// Writes rule output into the local database.
+pub fn append_fn(db: Db) -> AppendFn {
+    Arc::new(move |samples: Vec<OutputSample>| {
+        let db = db.clone();
+        Box::pin(async move {
+            let mut batch = WriteBatch::with_capacity(samples.len(), 8);
+            for s in &samples {
+                for (k, v) in &s.labels {
+                    batch.push_label(k, v);
+                }
+                batch.push_sample(sightline_storage::Sample::new(s.t, s.v));
+                batch.finish_series();
+            }
+            let report = db.append(&batch).await.map_err(|e| e.to_string())?;
+            let refused = report.invalid + report.too_old + report.too_new + report.conflicts;
+            if refused > 0 {
+                return Err(format!(
+                    "storage refused {refused} of {} rule output samples",
+                    samples.len()
+                ));
+            }
+            Ok(())
+        })
+    })
+}
+
+/// The node's rule engine and its reload entry point.
+pub struct Rules {
+    /// The running groups.
+    pub manager: Arc<RuleManager>,
+    /// Delivery to external Alertmanagers.
+    pub notifier: Arc<Notifier>,
+    config_path: Option<PathBuf>,
+    flags: Overrides,
+}
+
+impl Rules {
+    /// Starts rule evaluation with the configured files; a bad rule file
+    /// fails the start, as in Prometheus.
+    pub fn start(
+        cfg: &Config,
+        engine: Arc<Engine>,
+        db: Db,
+        config_path: Option<PathBuf>,
+        flags: Overrides,
+    ) -> anyhow::Result<Self> {
+        let rc = &cfg.rules;
+        let notifier = Notifier::new(rc.alertmanagers.clone());
+        let n = notifier.clone();
+        let deps = EvalDeps {
+            query: query_fn(engine, db.clone()),
+            append: append_fn(db),
+            notify: Arc::new(move |alerts| n.send(alerts)),
+            external_labels: rc.external_labels.clone(),
+            external_url: rc.external_url.clone(),
+            resend_delay: rc.resend_delay,
+        };
+        let manager = RuleManager::new(
+            deps,
+            rc.restore.clone(),
+            Some(cfg.data_dir.join("rules").join("state.json")),
+        );
+        let rules = Rules {
+            manager,
+            notifier,
+            config_path,
+            flags,
+        };
+        rules
+            .load(rc)
+            .map_err(|e| anyhow::anyhow!("cannot load rule files:\n{e}"))?;
+        Ok(rules)
+    }
+
+    fn load(&self, rc: &RulesConfig) -> Result<usize, String> {
+        let files = rc.expand_files().map_err(|e| format!("{e:#}"))?;
+        let groups = load_files(&files, &rc.defaults)?;
+        let n = groups.len();
+        self.manager.apply(groups);
+        Ok(n)
+    }
+
+    /// Re-reads the config file and the rule files. On any error the
+    /// running rules stay and the error is returned (and kept for
+    /// `/metrics`). Only the rule files and groups are reloaded; other
+    /// settings need a restart.
+    pub fn reload(&self) -> Result<String, String> {
+        let result = Config::load(self.config_path.as_deref(), &self.flags)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|cfg| self.load(&cfg.rules));
+        match result {
+            Ok(n) => {
+                tracing::info!(groups = n, "rules reloaded");
+                Ok(format!("reloaded {n} rule groups\n"))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed; the previous rules keep running");
+                self.manager.reload_failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+}
