@@ -4,6 +4,7 @@ mod config;
 mod metrics;
 mod rules;
 mod server;
+mod unittest;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,13 @@ enum RulesCommand {
     /// names; prints every problem with file, line and column.
     Check {
         /// Rule files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run rule unit tests written for `promtool test rules`: input
+    /// series, expected alerts and query results at given times.
+    Test {
+        /// Test files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -115,6 +123,14 @@ fn main() -> anyhow::Result<()> {
             command: RulesCommand::Check { files },
         } => {
             if !check_rules(&files) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Rules {
+            command: RulesCommand::Test { files },
+        } => {
+            if !unittest::run(&files) {
                 std::process::exit(1);
             }
             Ok(())

@@ -34,6 +34,21 @@ const CASES: &[(&str, &str, bool)] = &[
     ),
     ("empty.yml", "groups: []\n", true),
     (
+        "template_unknown_function.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations:\n          summary: '{{ $value | humanise }}'\n",
+        false,
+    ),
+    (
+        "template_unclosed.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        labels:\n          team: '{{ if $labels.job }}x'\n",
+        false,
+    ),
+    (
+        "template_good.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations:\n          summary: '{{ with query \"count(up)\" }}{{ . | first | value | humanize }}{{ end }} {{ $labels.instance | stripPort }} {{ printf \"%.1f\" $value }}'\n",
+        true,
+    ),
+    (
         "bad_expr.yml",
         "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: sum(rate(x[5m])\n",
         false,

@@ -234,6 +234,15 @@ fn validate_rule(r: &RuleDef) -> Vec<(String, bool)> {
             out.push((format!("invalid annotation name: {k}"), false));
         }
     }
+    if !alert.is_empty() {
+        for (what, map) in [("label", &r.labels), ("annotation", &r.annotations)] {
+            for (k, v) in map {
+                if let Err(e) = crate::template::check_alert_template(alert, v) {
+                    out.push((format!("{what} {k:?}: {e}"), false));
+                }
+            }
+        }
+    }
     out
 }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod params;
 pub mod promql;
 pub mod selector;
+pub mod series_notation;
 
 use std::sync::Arc;
 

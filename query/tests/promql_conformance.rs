@@ -12,11 +12,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use promql_parser::label::MatchOp;
 use promql_parser::parser::{AtModifier, Expr};
 use sightline_query::promql::value::{LabelSet, QueryValue};
 use sightline_query::promql::{Engine, EngineOptions, QueryError, QueryResult};
-use sightline_storage::{Labels, MemorySeries, STALE_NAN_BITS};
+use sightline_query::series_notation::{metric_end, parse_metric, parse_number, parse_series_line};
+use sightline_storage::{Labels, MemorySeries};
 
 const EPSILON: f64 = 0.000001;
 
@@ -315,30 +315,6 @@ async fn run_file(text: &str) -> Vec<CaseResult> {
     results
 }
 
-/// Where the metric part of a series line ends.
-fn metric_end(def: &str) -> usize {
-    let (mut depth, mut quote) = (0i32, None::<char>);
-    let mut prev = ' ';
-    for (k, c) in def.char_indices() {
-        match quote {
-            Some(q) => {
-                if c == q && prev != '\\' {
-                    quote = None;
-                }
-            }
-            None => match c {
-                '"' | '\'' | '`' => quote = Some(c),
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                c if c.is_whitespace() && depth == 0 => return k,
-                _ => {}
-            },
-        }
-        prev = if prev == '\\' && c == '\\' { ' ' } else { c };
-    }
-    def.len()
-}
-
 /// True when a selector in `expr` selects one of `series` (so the case
 /// depends on native histograms).
 fn selects_any(expr: &str, series: &[Labels]) -> bool {
@@ -550,113 +526,6 @@ fn unquote(s: &str) -> String {
         return inner.to_string();
     }
     inner.replace("\\\"", "\"").replace("\\\\", "\\")
-}
-
-fn parse_number(s: &str) -> Option<f64> {
-    if let Some(h) = s.strip_prefix("0x") {
-        return i64::from_str_radix(h, 16).ok().map(|v| v as f64);
-    }
-    let s2 = s.strip_prefix('+').unwrap_or(s);
-    match s2.to_ascii_lowercase().as_str() {
-        "inf" | "infinity" => return Some(f64::INFINITY),
-        "-inf" | "-infinity" => return Some(f64::NEG_INFINITY),
-        "nan" => return Some(f64::NAN),
-        _ => {}
-    }
-    if s2
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
-    {
-        return s2.parse().ok();
-    }
-    None
-}
-
-/// `metric{a="b"} 1 2+3x4 _ stale` → labels and values (None = omitted).
-fn parse_series_line(def: &str) -> Result<(Labels, Vec<Option<f64>>), String> {
-    let split = metric_end(def);
-    let (metric, values) = def.split_at(split);
-    let labels = parse_metric(metric.trim())?;
-    let mut out = Vec::new();
-    for item in values.split_whitespace() {
-        expand_item(item, &mut out)?;
-    }
-    Ok((labels, out))
-}
-
-fn parse_metric(m: &str) -> Result<Labels, String> {
-    if m == "{}" {
-        return Ok(Labels::default());
-    }
-    let expr = promql_parser::parser::parse(m).map_err(|e| format!("{m}: {e}"))?;
-    let Expr::VectorSelector(vs) = expr else {
-        return Err(format!("{m}: not a series description"));
-    };
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(n) = vs.name {
-        pairs.push(("__name__".into(), n));
-    }
-    for mt in vs.matchers.matchers {
-        if mt.op != MatchOp::Equal {
-            return Err(format!("{m}: only = matchers in series descriptions"));
-        }
-        pairs.push((mt.name, mt.value));
-    }
-    pairs.sort();
-    Ok(Labels::from_pairs(pairs))
-}
-
-fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
-    if item == "_" {
-        out.push(None);
-        return Ok(());
-    }
-    if let Some(n) = item.strip_prefix("_x") {
-        let n: usize = n.parse().map_err(|_| format!("bad repeat {item}"))?;
-        out.extend(std::iter::repeat_n(None, n));
-        return Ok(());
-    }
-    if item == "stale" {
-        out.push(Some(f64::from_bits(STALE_NAN_BITS)));
-        return Ok(());
-    }
-    // a, axN, a+bxN, a-bxN
-    let (body, times) = match item.rfind('x') {
-        Some(k) if item[k + 1..].chars().all(|c| c.is_ascii_digit()) && k + 1 < item.len() => (
-            &item[..k],
-            Some(item[k + 1..].parse::<usize>().map_err(|e| e.to_string())?),
-        ),
-        _ => (item, None),
-    };
-    // Find the operator between start and step: a sign not at position 0
-    // and not right after an exponent marker.
-    let bytes = body.as_bytes();
-    let mut op_at = None;
-    for k in 1..bytes.len() {
-        if (bytes[k] == b'+' || bytes[k] == b'-') && !matches!(bytes[k - 1], b'e' | b'E') {
-            op_at = Some(k);
-            break;
-        }
-    }
-    let (start, step) = match op_at {
-        Some(k) if times.is_some() => {
-            let a = parse_number(&body[..k]).ok_or_else(|| format!("bad number in {item}"))?;
-            let b = parse_number(&body[k + 1..]).ok_or_else(|| format!("bad number in {item}"))?;
-            (a, if bytes[k] == b'-' { -b } else { b })
-        }
-        _ => (parse_number(body).ok_or_else(|| format!("bad value {item}"))?, 0.0),
-    };
-    match times {
-        None => out.push(Some(start)),
-        Some(n) => {
-            let mut v = start;
-            for _ in 0..=n {
-                out.push(Some(v));
-                v += step;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn almost_equal(a: f64, b: f64) -> bool {

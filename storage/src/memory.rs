@@ -46,10 +46,9 @@ impl MemorySeries {
     }
 }
 
-impl SeriesReader for MemorySeries {
-    async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
-        Ok(self
-            .matching(matchers)
+impl MemorySeries {
+    fn select_now(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<SeriesData> {
+        self.matching(matchers)
             .filter_map(|(l, (ts, vs))| {
                 let lo = ts.partition_point(|t| *t < start);
                 let hi = ts.partition_point(|t| *t <= end);
@@ -59,38 +58,73 @@ impl SeriesReader for MemorySeries {
                     values: vs[lo..hi].to_vec(),
                 })
             })
-            .collect())
+            .collect()
     }
 
-    async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
-        Ok(self
-            .matching(matchers)
+    fn series_now(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Arc<Labels>> {
+        self.matching(matchers)
             .filter(|(_, (ts, _))| ts.iter().any(|t| *t >= start && *t <= end))
             .map(|(l, _)| l.clone())
-            .collect())
+            .collect()
     }
 
-    async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+    fn label_names_now(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
         let mut names: Vec<String> = self
-            .series(matchers, start, end)
-            .await?
+            .series_now(matchers, start, end)
             .iter()
             .flat_map(|l| l.iter().map(|l| l.name.to_string()).collect::<Vec<_>>())
             .collect();
         names.sort();
         names.dedup();
-        Ok(names)
+        names
     }
 
-    async fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+    fn label_values_now(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Vec<String> {
         let mut values: Vec<String> = self
-            .series(matchers, start, end)
-            .await?
+            .series_now(matchers, start, end)
             .iter()
             .filter_map(|l| l.get(name).map(str::to_string))
             .collect();
         values.sort();
         values.dedup();
-        Ok(values)
+        values
+    }
+}
+
+impl SeriesReader for MemorySeries {
+    async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
+        Ok(self.select_now(matchers, start, end))
+    }
+
+    async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
+        Ok(self.series_now(matchers, start, end))
+    }
+
+    async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+        Ok(self.label_names_now(matchers, start, end))
+    }
+
+    async fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+        Ok(self.label_values_now(name, matchers, start, end))
+    }
+}
+
+/// In-memory series that may be written while queries read them (rule
+/// unit tests append rule output between evaluations).
+impl SeriesReader for parking_lot::RwLock<MemorySeries> {
+    async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
+        Ok(self.read().select_now(matchers, start, end))
+    }
+
+    async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
+        Ok(self.read().series_now(matchers, start, end))
+    }
+
+    async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+        Ok(self.read().label_names_now(matchers, start, end))
+    }
+
+    async fn label_values(&self, name: &str, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
+        Ok(self.read().label_values_now(name, matchers, start, end))
     }
 }

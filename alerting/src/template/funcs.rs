@@ -69,6 +69,52 @@ fn sample_field<'a>(v: &'a Value, field: &str, func: &str) -> Result<&'a Value, 
     }
 }
 
+/// Every function name `call` knows.
+pub const NAMES: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "len",
+    "index",
+    "print",
+    "println",
+    "printf",
+    "html",
+    "safeHtml",
+    "js",
+    "urlquery",
+    "query",
+    "first",
+    "label",
+    "value",
+    "strvalue",
+    "sortByLabel",
+    "args",
+    "reReplaceAll",
+    "match",
+    "title",
+    "toUpper",
+    "toLower",
+    "graphLink",
+    "tableLink",
+    "humanize",
+    "humanize1024",
+    "humanizeDuration",
+    "humanizePercentage",
+    "humanizeTimestamp",
+    "parseDuration",
+    "pathPrefix",
+    "externalURL",
+    "stripPort",
+    "stripDomain",
+];
+
 /// Calls `name`.
 pub fn call(name: &str, args: Vec<Value>, env: &mut dyn Env) -> R {
     match name {

@@ -54,6 +54,9 @@ impl Template {
     /// Parses `text`; `name` appears in error messages.
     pub fn parse(name: &str, text: &str) -> Result<Template, String> {
         let nodes = parse::parse(text).map_err(|e| format!("template: {name}:{}: {}", e.line, e.message))?;
+        if let Some((line, f)) = parse::unknown_function(&nodes, &|n| funcs::NAMES.contains(&n)) {
+            return Err(format!("template: {name}:{line}: function {f:?} not defined"));
+        }
         Ok(Template {
             name: name.to_string(),
             nodes,
@@ -88,6 +91,12 @@ pub fn alert_data<'a>(
     m.insert("ExternalURL".to_string(), Value::Str(external_url.to_string()));
     m.insert("Value".to_string(), Value::Float(value));
     Value::Map(m)
+}
+
+/// Checks that an alert label or annotation template parses, as
+/// `promtool check rules` does.
+pub fn check_alert_template(alert_name: &str, text: &str) -> Result<(), String> {
+    Template::parse(&format!("__alert_{alert_name}"), &format!("{ALERT_PRELUDE}{text}")).map(|_| ())
 }
 
 /// Expands an alert label or annotation as Prometheus does: the prelude
@@ -205,6 +214,11 @@ mod tests {
         assert!(out.contains("first() called on vector with no elements"), "{out}");
         let out = alert("{{ nosuchfunc 1 }}", 0.0);
         assert!(out.contains("function \"nosuchfunc\" not defined"), "{out}");
+        assert_eq!(
+            check_alert_template("A", "{{ if true }}{{ humanize (nosuch 1) }}{{ end }}"),
+            Err("template: __alert_A:1: function \"nosuch\" not defined".into())
+        );
+        assert!(check_alert_template("A", "{{ $value | humanize }}").is_ok());
         let out = alert("{{ if }}", 0.0);
         assert!(
             out.starts_with("<error expanding template: template: __alert_Test:1:"),

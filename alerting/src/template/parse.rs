@@ -531,6 +531,44 @@ fn expect_done(toks: &Tokens, what: &str) -> Result<(), ParseError> {
     }
 }
 
+/// The first function name in `nodes` for which `known` is false, with
+/// the line it is on (Go rejects those when parsing).
+pub fn unknown_function(nodes: &[Node], known: &dyn Fn(&str) -> bool) -> Option<(usize, String)> {
+    fn in_pipe(p: &Pipeline, known: &dyn Fn(&str) -> bool) -> Option<(usize, String)> {
+        for cmd in &p.cmds {
+            for op in cmd {
+                match op {
+                    Operand::Func(name) if !known(name) => return Some((p.line, name.clone())),
+                    Operand::Sub(inner, _) => {
+                        if let Some(x) = in_pipe(inner, known) {
+                            return Some(x);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None
+    }
+    for n in nodes {
+        let found = match n {
+            Node::Action(p) => in_pipe(p, known),
+            Node::If(branches, otherwise) => branches
+                .iter()
+                .find_map(|(p, body)| in_pipe(p, known).or_else(|| unknown_function(body, known)))
+                .or_else(|| unknown_function(otherwise, known)),
+            Node::Range(p, body, otherwise) | Node::With(p, body, otherwise) => in_pipe(p, known)
+                .or_else(|| unknown_function(body, known))
+                .or_else(|| unknown_function(otherwise, known)),
+            Node::Text(_) | Node::Break | Node::Continue => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
 /// Parses a whole template.
 pub fn parse(src: &str) -> Result<Vec<Node>, ParseError> {
     let mut p = Parser {
