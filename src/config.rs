@@ -212,6 +212,8 @@ pub struct RulesConfig {
     pub restore: sightline_alerting::manager::RestoreOptions,
     /// External Alertmanagers.
     pub alertmanagers: Vec<sightline_alerting::notifier::AlertmanagerTarget>,
+    /// The built-in Alertmanager's configuration file, if any.
+    pub alertmanager_config: Option<PathBuf>,
 }
 
 impl RulesConfig {
@@ -303,6 +305,11 @@ impl Config {
                 }
             })
             .collect();
+        cfg.rules.alertmanager_config = cfg
+            .rules
+            .alertmanager_config
+            .take()
+            .map(|p| if p.is_absolute() { p } else { base.join(p) });
         Ok(cfg)
     }
 
@@ -445,13 +452,6 @@ fn resolve_rules(
     if interval <= 0 {
         bail!("global.evaluation_interval must be positive");
     }
-    if let Some(p) = alertmanager_config {
-        bail!(
-            "alertmanager_config ({}): the built-in notification routing is not available yet; \
-             send alerts to an Alertmanager with alerting.alertmanagers instead",
-            p.display()
-        );
-    }
     for k in global.external_labels.keys() {
         if !sightline_storage::labels::is_valid_label_name(k) {
             bail!("global.external_labels: invalid label name {k:?}");
@@ -524,6 +524,7 @@ fn resolve_rules(
             )?,
         },
         alertmanagers,
+        alertmanager_config: alertmanager_config.map(std::path::Path::to_path_buf),
     })
 }
 
@@ -575,7 +576,6 @@ mod tests {
             ("alerting:\n  alertmanagers:\n    - api_version: v1\n", "api_version"),
             ("global:\n  evaluation_interval: 0s\n", "evaluation_interval"),
             ("global:\n  external_labels: {'bad-name': x}\n", "external_labels"),
-            ("alertmanager_config: am.yml\n", "alertmanager_config"),
         ] {
             let err = Config::resolve(Config::parse(bad).expect("parse"), &Overrides::default()).expect_err(bad);
             assert!(format!("{err:#}").contains(word), "{bad}: {err:#}");

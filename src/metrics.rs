@@ -126,6 +126,33 @@ fn rule_metrics(out: &mut String, rules: &crate::rules::Rules) {
     );
 }
 
+/// The built-in Alertmanager's counters (when it runs).
+fn alertmanager_metrics(out: &mut String, rules: &crate::rules::Rules) {
+    let Some(am) = &rules.alertmanager else { return };
+    let s = &am.stats;
+    single(
+        out,
+        "sightline_alertmanager_alerts_received_total",
+        "counter",
+        "Alerts received by the built-in Alertmanager (from rules and the API).",
+        s.received.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "sightline_alertmanager_notifications_total",
+        "counter",
+        "Notifications delivered to receivers.",
+        s.notifications.load(Ordering::Relaxed),
+    );
+    single(
+        out,
+        "sightline_alertmanager_notifications_failed_total",
+        "counter",
+        "Notification deliveries that failed after retries (retried at the next group interval).",
+        s.failed.load(Ordering::Relaxed),
+    );
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -274,6 +301,7 @@ pub fn render(storage: &StorageStats, ingest: &IngestStats, rules: &crate::rules
         s.block_bytes.get(),
     );
     rule_metrics(&mut out, rules);
+    alertmanager_metrics(&mut out, rules);
     process_metrics(&mut out);
     out
 }

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sightline_alerting::group::{EvalDeps, load_files};
+use sightline_alerting::am::store::AmAlert;
+use sightline_alerting::am::{Alertmanager, AmConfig};
+use sightline_alerting::group::{EvalDeps, NotifyAlert, load_files};
 use sightline_alerting::manager::RuleManager;
 use sightline_alerting::notifier::Notifier;
 use sightline_alerting::rule::{AppendFn, OutputSample, QueryFn, Sample};
@@ -65,14 +67,35 @@ pub fn append_fn(db: Db) -> AppendFn {
     })
 }
 
-/// The node's rule engine and its reload entry point.
+/// The node's rule engine, its built-in Alertmanager, and the reload
+/// entry point.
 pub struct Rules {
     /// The running groups.
     pub manager: Arc<RuleManager>,
     /// Delivery to external Alertmanagers.
     pub notifier: Arc<Notifier>,
+    /// The built-in Alertmanager, when `alertmanager_config` is set.
+    pub alertmanager: Option<Arc<Alertmanager>>,
     config_path: Option<PathBuf>,
     flags: Overrides,
+}
+
+fn read_am_config(path: &std::path::Path) -> Result<AmConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    AmConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// An alert from the rule engine in Alertmanager's terms.
+fn to_am_alert(a: NotifyAlert) -> AmAlert {
+    AmAlert {
+        labels: a.labels,
+        annotations: a.annotations,
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+        generator_url: a.generator_url,
+        updated_at: 0,
+        timeout: false,
+    }
 }
 
 impl Rules {
@@ -87,11 +110,24 @@ impl Rules {
     ) -> anyhow::Result<Self> {
         let rc = &cfg.rules;
         let notifier = Notifier::new(rc.alertmanagers.clone());
-        let n = notifier.clone();
+        let alertmanager = match &rc.alertmanager_config {
+            Some(p) => Some(Alertmanager::new(
+                read_am_config(p).map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?,
+                Some(cfg.data_dir.join("alertmanager").join("state.json")),
+                rc.external_url.clone(),
+            )),
+            None => None,
+        };
+        let (n, am) = (notifier.clone(), alertmanager.clone());
         let deps = EvalDeps {
             query: query_fn(engine, db.clone()),
             append: append_fn(db),
-            notify: Arc::new(move |alerts| n.send(alerts)),
+            notify: Arc::new(move |alerts: Vec<NotifyAlert>| {
+                if let Some(am) = &am {
+                    am.put(alerts.iter().cloned().map(to_am_alert).collect());
+                }
+                n.send(alerts);
+            }),
             external_labels: rc.external_labels.clone(),
             external_url: rc.external_url.clone(),
             resend_delay: rc.resend_delay,
@@ -104,6 +140,7 @@ impl Rules {
         let rules = Rules {
             manager,
             notifier,
+            alertmanager,
             config_path,
             flags,
         };
@@ -116,8 +153,17 @@ impl Rules {
     fn load(&self, rc: &RulesConfig) -> Result<usize, String> {
         let files = rc.expand_files().map_err(|e| format!("{e:#}"))?;
         let groups = load_files(&files, &rc.defaults)?;
+        // Check everything before changing anything.
+        let am_config = match (&rc.alertmanager_config, &self.alertmanager) {
+            (Some(p), Some(_)) => Some(read_am_config(p).map_err(|e| format!("alertmanager_config: {e}"))?),
+            (None, None) => None,
+            _ => return Err("adding or removing alertmanager_config needs a restart".into()),
+        };
         let n = groups.len();
         self.manager.apply(groups);
+        if let (Some(am), Some(c)) = (&self.alertmanager, am_config) {
+            am.set_config(c);
+        }
         Ok(n)
     }
 

@@ -126,6 +126,10 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .merge(sightline_ingest::router(ingest.clone()))
         .merge(sightline_query::router(query_state))
         .merge(sightline_alerting::api::router(rules.manager.clone()));
+    let app = match &rules.alertmanager {
+        Some(am) => app.merge(sightline_alerting::am::api::router(am.clone())),
+        None => app,
+    };
 
     let http = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
@@ -139,6 +143,10 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     let (stop_tx, stop_rx) = watch::channel(false);
     let maintenance = tokio::spawn(db.clone().run_maintenance(stop_rx.clone()));
     let notifier = tokio::spawn(rules.notifier.clone().run(stop_rx.clone()));
+    let dispatcher = rules
+        .alertmanager
+        .clone()
+        .map(|am| tokio::spawn(am.run(stop_rx.clone())));
     let sighup = tokio::spawn(reload_on_sighup(rules.clone()));
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
@@ -175,6 +183,9 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     sighup.abort();
     rules.manager.stop().await;
     let _ = notifier.await;
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
     let _ = maintenance.await;
     db.close().await.context("flushing the head to blocks at shutdown")?;
     tracing::info!("shutdown complete: all data flushed to blocks");

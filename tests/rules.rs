@@ -7,80 +7,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-/// A tiny HTTP server that records every request body and answers 200.
-struct Receiver {
-    port: u16,
-    bodies: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let b = bodies.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).is_err() {
-                    continue;
-                }
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = line.split_once(':')
-                        && k.eq_ignore_ascii_case("content-length")
-                    {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                let _ = reader.read_exact(&mut body);
-                let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
-                b.lock()
-                    .expect("lock")
-                    .push((path, String::from_utf8_lossy(&body).into_owned()));
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            }
-        });
-        Receiver { port, bodies }
-    }
-
-    fn bodies(&self) -> Vec<(String, String)> {
-        self.bodies.lock().expect("lock").clone()
-    }
-}
 
 fn get_json(server: &Server, path: &str) -> Value {
     let resp = client().get(server.url(path)).send().expect("GET");
     assert_eq!(resp.status(), 200, "{path}");
     resp.json().expect("json")
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn write_up(server: &Server, now: i64) {

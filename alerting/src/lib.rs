@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod am;
 pub mod api;
 pub mod group;
 pub mod manager;

@@ -1,0 +1,253 @@
+//! The built-in Alertmanager end to end against the real binary:
+//! `amtool` (Debian's prometheus-alertmanager 0.25) managing silences and
+//! alerts, grouping with inhibition, retries until the receiver recovers,
+//! and notifications that survive `kill -9`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn start(dir: &Path, am_yaml: &str, rules: Option<&str>) -> (Server, String) {
+    std::fs::write(dir.join("alertmanager.yml"), am_yaml).expect("am config");
+    let mut cfg = String::from("global:\n  evaluation_interval: 1s\nalertmanager_config: alertmanager.yml\n");
+    if let Some(r) = rules {
+        std::fs::write(dir.join("rules.yml"), r).expect("rules");
+        cfg.push_str("rule_files: [rules.yml]\nrules:\n  resend_delay: 1s\n");
+    }
+    let path = dir.join("sightline.yml");
+    std::fs::write(&path, cfg).expect("config");
+    let path = path.to_string_lossy().into_owned();
+    (Server::start(&dir.join("data"), &["--config", &path]), path)
+}
+
+fn hook_config(port: u16, extra: &str) -> String {
+    format!(
+        "route:\n  receiver: hook\n  group_by: [cluster]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{port}/hook\n{extra}"
+    )
+}
+
+fn post_alerts(server: &Server, alerts: Value) -> u16 {
+    client()
+        .post(server.url("/api/v2/alerts"))
+        .json(&alerts)
+        .send()
+        .expect("POST")
+        .status()
+        .as_u16()
+}
+
+fn hooks(r: &Receiver) -> Vec<Value> {
+    r.bodies()
+        .into_iter()
+        .filter(|(p, _)| p == "/hook")
+        .map(|(_, b)| serde_json::from_str(&b).expect("json"))
+        .collect()
+}
+
+#[test]
+fn amtool_manages_silences_and_alerts() {
+    let Some(amtool) = require_tool("amtool", "apt-get install prometheus-alertmanager") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let (server, _) = start(tmp.path(), &hook_config(receiver.port, ""), None);
+    let url = format!("--alertmanager.url=http://{}", server.http);
+    let run = |args: &[&str]| {
+        let out = Command::new(&amtool).arg(&url).args(args).output().expect("amtool");
+        assert!(
+            out.status.success(),
+            "amtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let id = run(&[
+        "silence",
+        "add",
+        "alertname=NodeDown",
+        "cluster=~c1|c2",
+        "--comment=maintenance",
+        "--author=ops",
+        "--duration=1h",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 36, "{id}");
+    let listed = run(&["silence", "query"]);
+    assert!(
+        listed.contains(&id) && listed.contains("maintenance") && listed.contains("ops"),
+        "{listed}"
+    );
+    let quiet = run(&["silence", "query", "-q", "alertname=NodeDown"]);
+    assert_eq!(quiet.trim(), id);
+
+    // An alert added with amtool shows as silenced.
+    run(&[
+        "alert",
+        "add",
+        "alertname=NodeDown",
+        "cluster=c1",
+        "instance=n1",
+        "--annotation=summary=down",
+    ]);
+    let alerts = run(&["alert", "query", "--silenced", "alertname=NodeDown"]);
+    assert!(alerts.contains("NodeDown"), "{alerts}");
+    let api: Value = client()
+        .get(server.url("/api/v2/alerts"))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("json");
+    assert_eq!(api[0]["status"]["state"], "suppressed");
+    assert_eq!(api[0]["status"]["silencedBy"][0], id.as_str());
+
+    run(&["silence", "expire", &id]);
+    let listed = run(&["silence", "query", "-q"]);
+    assert!(listed.trim().is_empty(), "{listed}");
+    let expired = run(&["silence", "query", "--expired", "-q"]);
+    assert_eq!(expired.trim(), id);
+    // Now unsilenced, it is notified.
+    let n = wait_for("the notification", 20, || hooks(&receiver).into_iter().next());
+    assert_eq!(n["alerts"][0]["labels"]["instance"], "n1");
+
+    // Bad input gets 400 with a reason.
+    let resp = client()
+        .post(server.url("/api/v2/silences"))
+        .json(&json!({"matchers": [], "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z", "createdBy": "x", "comment": "y"}))
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().expect("text").contains("matcher"));
+    assert_eq!(post_alerts(&server, json!([{"labels": {}}])), 400);
+    let missing = client()
+        .delete(server.url("/api/v2/silence/nope"))
+        .send()
+        .expect("DELETE");
+    assert_eq!(missing.status(), 404);
+}
+
+#[test]
+fn grouping_inhibition_and_resolution() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let inhibit = "inhibit_rules:\n  - source_matchers: [alertname=ClusterDown]\n    target_matchers: [alertname=NodeDown]\n    equal: [cluster]\n";
+    let (server, _) = start(tmp.path(), &hook_config(receiver.port, inhibit), None);
+    let mut alerts = vec![json!({"labels": {"alertname": "ClusterDown", "cluster": "c1"}})];
+    for i in 0..20 {
+        alerts.push(json!({"labels": {"alertname": "NodeDown", "cluster": "c1", "instance": format!("n{i}")}}));
+    }
+    alerts.push(json!({"labels": {"alertname": "NodeDown", "cluster": "c2", "instance": "m1"}}));
+    assert_eq!(post_alerts(&server, Value::Array(alerts)), 200);
+    wait_for("two notifications", 20, || (hooks(&receiver).len() >= 2).then_some(()));
+    std::thread::sleep(Duration::from_secs(3));
+    let got = hooks(&receiver);
+    assert_eq!(got.len(), 2, "one per cluster group, no repeats: {got:?}");
+    let c1 = got.iter().find(|h| h["groupLabels"]["cluster"] == "c1").expect("c1");
+    assert_eq!(
+        c1["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "node alerts inhibited: {c1}"
+    );
+    assert_eq!(c1["alerts"][0]["labels"]["alertname"], "ClusterDown");
+    assert_eq!(c1["version"], "4");
+    assert_eq!(c1["status"], "firing");
+    let api: Value = client()
+        .get(server.url("/api/v2/alerts?filter=instance%3D%22n3%22"))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("json");
+    assert_eq!(api[0]["status"]["state"], "suppressed");
+    assert_eq!(api[0]["status"]["inhibitedBy"].as_array().map(Vec::len), Some(1));
+
+    // The cluster comes back: one resolved notification for its group,
+    // the node alerts resolved with it are not sent as firing.
+    let mut resolved = vec![
+        json!({"labels": {"alertname": "ClusterDown", "cluster": "c1"}, "endsAt": "2000-01-01T00:00:00Z", "startsAt": "1999-01-01T00:00:00Z"}),
+    ];
+    for i in 0..20 {
+        resolved.push(json!({"labels": {"alertname": "NodeDown", "cluster": "c1", "instance": format!("n{i}")}, "startsAt": "1999-01-01T00:00:00Z", "endsAt": "2000-01-01T00:00:00Z"}));
+    }
+    assert_eq!(post_alerts(&server, Value::Array(resolved)), 200);
+    wait_for("the resolved notification", 20, || {
+        (hooks(&receiver).len() >= 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let got = hooks(&receiver);
+    assert_eq!(got.len(), 3, "{got:?}");
+    let last = &got[2];
+    assert_eq!(last["status"], "resolved");
+    assert_eq!(last["groupLabels"]["cluster"], "c1");
+}
+
+#[test]
+fn delivery_is_retried_until_the_receiver_recovers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    receiver.fail_next.store(12, std::sync::atomic::Ordering::SeqCst);
+    let (server, _) = start(tmp.path(), &hook_config(receiver.port, ""), None);
+    assert_eq!(
+        post_alerts(&server, json!([{"labels": {"alertname": "A", "cluster": "c1"}}])),
+        200
+    );
+    let n = wait_for("delivery after 12 failures", 60, || hooks(&receiver).into_iter().next());
+    assert_eq!(n["alerts"][0]["labels"]["alertname"], "A");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(hooks(&receiver).len(), 1, "delivered once");
+    assert!(metrics_text(&server).contains("sightline_alertmanager_notifications_failed_total"));
+}
+
+#[test]
+fn kill_9_loses_no_notification() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    // Every third delivery attempt fails.
+    receiver.fail_every.store(3, std::sync::atomic::Ordering::SeqCst);
+    let (mut server, cfg) = start(tmp.path(), &hook_config(receiver.port, ""), None);
+    let data = tmp.path().join("data");
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    let rounds = 12;
+    for round in 0..rounds {
+        let status = post_alerts(
+            &server,
+            json!([{"labels": {"alertname": format!("Round{round}"), "cluster": format!("c{round}")}}]),
+        );
+        assert_eq!(status, 200);
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(rng % 1500));
+        let (http, grpc) = (server.http, server.grpc);
+        server.kill9();
+        server = Server::start_on(&data, http, grpc, &["--config", &cfg]);
+    }
+    let names = || -> std::collections::BTreeSet<String> {
+        hooks(&receiver)
+            .iter()
+            .flat_map(|h| h["alerts"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+            .collect()
+    };
+    wait_for("every round's alert delivered", 60, || {
+        (names().len() == rounds).then_some(())
+    });
+}
+
+#[test]
+fn rule_alerts_reach_the_builtin_alertmanager() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let rules = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n        labels: {cluster: c9}\n";
+    let (_server, _) = start(tmp.path(), &hook_config(receiver.port, ""), Some(rules));
+    let n = wait_for("the rule's alert at the webhook", 30, || {
+        hooks(&receiver).into_iter().next()
+    });
+    assert_eq!(n["alerts"][0]["labels"]["alertname"], "AlwaysOn");
+    assert_eq!(n["groupLabels"]["cluster"], "c9");
+}
