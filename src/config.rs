@@ -37,6 +37,22 @@ pub struct FileConfig {
     /// Alert state restoration and re-sending (Prometheus'
     /// `--rules.alert.*` flags).
     pub rules: RulesSection,
+    /// The memory of what should be reporting.
+    pub inventory: InventorySection,
+}
+
+/// `inventory:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventorySection {
+    /// Selector whose series mean "reporting" (default `up`).
+    pub source: Option<String>,
+    /// Labels identifying a target (default site, cluster, instance).
+    pub labels: Option<Vec<String>>,
+    /// How often to look (default: global.evaluation_interval).
+    pub interval: Option<String>,
+    /// Forget targets silent this long (default 7d).
+    pub retention: Option<String>,
 }
 
 /// `global:`
@@ -214,6 +230,8 @@ pub struct RulesConfig {
     pub alertmanagers: Vec<sightline_alerting::notifier::AlertmanagerTarget>,
     /// The built-in Alertmanager's configuration file, if any.
     pub alertmanager_config: Option<PathBuf>,
+    /// The inventory.
+    pub inventory: sightline_alerting::inventory::InventoryOptions,
 }
 
 impl RulesConfig {
@@ -418,6 +436,7 @@ impl Config {
             &file.alerting,
             file.alertmanager_config.as_deref(),
             &file.rules,
+            &file.inventory,
             http_listen,
         )?;
         Ok(Config {
@@ -438,6 +457,7 @@ fn resolve_rules(
     alerting: &AlertingSection,
     alertmanager_config: Option<&std::path::Path>,
     rules: &RulesSection,
+    inventory: &InventorySection,
     http_listen: SocketAddr,
 ) -> anyhow::Result<RulesConfig> {
     let ms = |name: &str, v: Option<&str>, d: Duration| -> anyhow::Result<i64> {
@@ -525,7 +545,38 @@ fn resolve_rules(
         },
         alertmanagers,
         alertmanager_config: alertmanager_config.map(std::path::Path::to_path_buf),
+        inventory: resolve_inventory(inventory, interval)?,
     })
+}
+
+fn resolve_inventory(
+    s: &InventorySection,
+    default_interval: i64,
+) -> anyhow::Result<sightline_alerting::inventory::InventoryOptions> {
+    let mut o = sightline_alerting::inventory::InventoryOptions {
+        interval: default_interval,
+        ..Default::default()
+    };
+    if let Some(src) = &s.source {
+        sightline_query::promql::parse(src).map_err(|e| anyhow::anyhow!("inventory.source: {e}"))?;
+        o.source = src.clone();
+    }
+    if let Some(l) = &s.labels {
+        if l.is_empty() || l.iter().any(|n| !sightline_storage::labels::is_valid_label_name(n)) {
+            bail!("inventory.labels: give one or more valid label names, e.g. [site, cluster, instance]");
+        }
+        o.labels = l.clone();
+    }
+    if let Some(i) = &s.interval {
+        o.interval = parse_duration(i).context("inventory.interval")?.as_millis() as i64;
+    }
+    if let Some(r) = &s.retention {
+        o.retention = parse_duration(r).context("inventory.retention")?.as_millis() as i64;
+    }
+    if o.interval <= 0 || o.retention <= 0 {
+        bail!("inventory.interval and inventory.retention must be positive");
+    }
+    Ok(o)
 }
 
 #[cfg(test)]

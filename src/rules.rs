@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sightline_alerting::am::store::AmAlert;
 use sightline_alerting::am::{Alertmanager, AmConfig};
 use sightline_alerting::group::{EvalDeps, NotifyAlert, load_files};
+use sightline_alerting::inventory::Inventory;
 use sightline_alerting::manager::RuleManager;
 use sightline_alerting::notifier::Notifier;
 use sightline_alerting::rule::{AppendFn, OutputSample, QueryFn, Sample};
@@ -76,6 +77,10 @@ pub struct Rules {
     pub notifier: Arc<Notifier>,
     /// The built-in Alertmanager, when `alertmanager_config` is set.
     pub alertmanager: Option<Arc<Alertmanager>>,
+    /// What should be reporting.
+    pub inventory: Arc<Inventory>,
+    query: QueryFn,
+    append: AppendFn,
     config_path: Option<PathBuf>,
     flags: Overrides,
 }
@@ -119,9 +124,10 @@ impl Rules {
             None => None,
         };
         let (n, am) = (notifier.clone(), alertmanager.clone());
+        let (query, append) = (query_fn(engine, db.clone()), append_fn(db));
         let deps = EvalDeps {
-            query: query_fn(engine, db.clone()),
-            append: append_fn(db),
+            query: query.clone(),
+            append: append.clone(),
             notify: Arc::new(move |alerts: Vec<NotifyAlert>| {
                 if let Some(am) = &am {
                     am.put(alerts.iter().cloned().map(to_am_alert).collect());
@@ -137,10 +143,17 @@ impl Rules {
             rc.restore.clone(),
             Some(cfg.data_dir.join("rules").join("state.json")),
         );
+        let inventory = Arc::new(Inventory::new(
+            rc.inventory.clone(),
+            Some(cfg.data_dir.join("rules").join("inventory.json")),
+        ));
         let rules = Rules {
             manager,
             notifier,
             alertmanager,
+            inventory,
+            query,
+            append,
             config_path,
             flags,
         };
@@ -165,6 +178,22 @@ impl Rules {
             am.set_config(c);
         }
         Ok(n)
+    }
+
+    /// Refreshes the inventory every interval until `stop`.
+    pub async fn run_inventory(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let interval = self.inventory.options().interval.max(1);
+        loop {
+            let now = sightline_storage::now_ms();
+            let next = (now / interval + 1) * interval;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis((next - now).max(0) as u64)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if let Err(e) = self.inventory.refresh(next, &self.query, &self.append).await {
+                tracing::warn!(error = %e, "inventory refresh failed");
+            }
+        }
     }
 
     /// Re-reads the config file and the rule files. On any error the

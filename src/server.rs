@@ -125,7 +125,8 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .with_state(node.clone())
         .merge(sightline_ingest::router(ingest.clone()))
         .merge(sightline_query::router(query_state))
-        .merge(sightline_alerting::api::router(rules.manager.clone()));
+        .merge(sightline_alerting::api::router(rules.manager.clone()))
+        .merge(sightline_alerting::api::inventory_router(rules.inventory.clone()));
     let app = match &rules.alertmanager {
         Some(am) => app.merge(sightline_alerting::am::api::router(am.clone())),
         None => app,
@@ -148,6 +149,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .clone()
         .map(|am| tokio::spawn(am.run(stop_rx.clone())));
     let sighup = tokio::spawn(reload_on_sighup(rules.clone()));
+    let inventory = tokio::spawn(rules.clone().run_inventory(stop_rx.clone()));
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(http, app)
@@ -181,6 +183,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         Ok(Ok(())) => {}
     }
     sighup.abort();
+    let _ = inventory.await;
     rules.manager.stop().await;
     let _ = notifier.await;
     if let Some(d) = dispatcher {

@@ -155,18 +155,18 @@ fn alerts_string(list: &[AlertPair], indent: &str) -> String {
     if list.is_empty() {
         return "[]".into();
     }
-    let mut out = String::from("[\n");
-    for (i, (l, a)) in list.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{indent}{i}:\n{indent}  Labels:{}\n{indent}  Annotations:{}",
-            labels_string(l),
-            labels_string(a)
-        );
-    }
-    out.push_str(indent);
-    out.push(']');
-    out
+    let items: Vec<String> = list
+        .iter()
+        .enumerate()
+        .map(|(i, (l, a))| {
+            format!(
+                "{indent}{i}:\n{indent}  Labels:{}\n{indent}  Annotations:{}",
+                labels_string(l),
+                labels_string(a)
+            )
+        })
+        .collect();
+    format!("[\n{}\n{indent}]", items.join(",\n"))
 }
 
 /// promtool's sample list: `{labels} 5E+01, …`, or `nil`.
@@ -505,8 +505,8 @@ pub fn run(files: &[PathBuf]) -> bool {
             eprintln!("  FAILED:");
             for p in problems {
                 eprintln!("{p}");
+                println!();
             }
-            println!();
         }
         println!();
     }

@@ -66,7 +66,7 @@ fn same_verdicts_as_promtool() {
     };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules_unittest");
     let verdicts = compare(&dir, &promtool);
-    assert!(verdicts.len() >= 6, "{verdicts:?}");
+    assert!(verdicts.len() >= 8, "{verdicts:?}");
     for (name, ok) in &verdicts {
         assert_eq!(
             *ok,
@@ -75,4 +75,32 @@ fn same_verdicts_as_promtool() {
             if name.starts_with("pass") { "pass" } else { "fail" }
         );
     }
+}
+
+#[test]
+fn the_shipped_rule_pack_passes_its_tests_in_both_tools() {
+    let Some(promtool) = require_tool("promtool", "apt-get install prometheus") else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerting/rules");
+    let verdicts = compare(&dir, &promtool);
+    assert!(!verdicts.is_empty());
+    assert!(verdicts.iter().all(|(_, ok)| *ok), "{verdicts:?}");
+}
+
+#[test]
+fn the_shipped_alertmanager_config_loads_here_and_in_amtool() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerting/rules/alertmanager.yml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let cfg = sightline_alerting::am::AmConfig::parse(&text).expect("valid");
+    assert_eq!(cfg.inhibit_rules.len(), 2);
+    let Some(amtool) = require_tool("amtool", "apt-get install prometheus-alertmanager") else {
+        return;
+    };
+    let out = Command::new(amtool)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("amtool");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }

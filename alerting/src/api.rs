@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value as Json, json};
 
+use crate::am::matcher::Matcher;
+use crate::inventory::Inventory;
 use crate::manager::RuleManager;
 use crate::rule::{Alert, AlertState, RuleKind};
 
@@ -214,6 +216,41 @@ pub fn active_alerts(m: &RuleManager) -> Vec<Alert> {
 async fn alerts(State(m): State<Arc<RuleManager>>) -> Response {
     let list: Vec<Json> = active_alerts(&m).iter().map(alert_json).collect();
     success(json!({ "alerts": list }))
+}
+
+async fn inventory_list(State(inv): State<Arc<Inventory>>) -> Response {
+    let list: Vec<Json> = inv
+        .list()
+        .into_iter()
+        .map(|(l, seen)| json!({"labels": l, "firstSeen": time_json(seen.first), "lastSeen": time_json(seen.last)}))
+        .collect();
+    success(Json::Array(list))
+}
+
+async fn inventory_retire(State(inv): State<Arc<Inventory>>, RawQuery(q): RawQuery) -> Response {
+    let mut sets = Vec::new();
+    for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+        if k == "match[]" {
+            match Matcher::parse_list(&v) {
+                Ok(m) if !m.is_empty() => sets.push(m),
+                Ok(_) => return bad_request("match[]: empty selector would retire everything; name labels".into()),
+                Err(e) => return bad_request(format!("match[]: {e}")),
+            }
+        }
+    }
+    if sets.is_empty() {
+        return bad_request("give the targets to retire as match[]={site=\"…\"}".into());
+    }
+    let retired: usize = sets.iter().map(|m| inv.retire(m)).sum();
+    success(json!({ "retired": retired }))
+}
+
+/// `GET /api/v1/inventory` lists what should be reporting;
+/// `DELETE /api/v1/inventory?match[]=…` retires targets for good.
+pub fn inventory_router(inv: Arc<Inventory>) -> Router {
+    Router::new()
+        .route("/api/v1/inventory", get(inventory_list).delete(inventory_retire))
+        .with_state(inv)
 }
 
 /// The routes, to merge into the server's router.

@@ -9,6 +9,7 @@
 pub mod am;
 pub mod api;
 pub mod group;
+pub mod inventory;
 pub mod manager;
 pub mod notifier;
 pub mod rule;
