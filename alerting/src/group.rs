@@ -293,10 +293,11 @@ pub async fn eval_group(group: &Group, ts: i64, deps: &EvalDeps) {
     let started = Instant::now();
     let spec = &group.spec;
     let sample_ts = ts - spec.query_offset;
+    let mut pending_notifications = Vec::new();
     for (rule, state) in spec.rules.iter().zip(&group.states) {
         let rule_started = Instant::now();
         let result = (deps.query)(rule.expr.clone(), sample_ts).await;
-        let mut notifications = Vec::new();
+        let mut notifications: Vec<NotifyAlert> = Vec::new();
         let output: Result<Vec<OutputSample>, String> = {
             let mut st = state.lock();
             let out = result.and_then(|samples| match &rule.kind {
@@ -355,9 +356,13 @@ pub async fn eval_group(group: &Group, ts: i64, deps: &EvalDeps) {
         {
             tracing::warn!(group = %spec.name, rule = %rule.name, error = %e, "writing rule output failed");
         }
-        if !notifications.is_empty() {
-            (deps.notify)(notifications);
-        }
+        pending_notifications.extend(notifications);
+    }
+    // One hand-over per evaluation, so a receiver never sees a group's
+    // alerts half updated (say, a cluster alert resolved but the node
+    // alerts it inhibited not yet).
+    if !pending_notifications.is_empty() {
+        (deps.notify)(pending_notifications);
     }
     let mut stats = group.stats.lock();
     stats.last_evaluation = ts;

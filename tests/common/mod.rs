@@ -183,6 +183,11 @@ pub fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries 
 
 /// Sends a remote write 1.0 request; returns status and body.
 pub fn remote_write(server: &Server, series: Vec<proto::TimeSeries>) -> (u16, String) {
+    remote_write_to(&server.url(""), series)
+}
+
+/// Sends a remote write 1.0 request to the server at `base_url`.
+pub fn remote_write_to(base_url: &str, series: Vec<proto::TimeSeries>) -> (u16, String) {
     let raw = proto::WriteRequest {
         timeseries: series,
         metadata: vec![],
@@ -190,7 +195,7 @@ pub fn remote_write(server: &Server, series: Vec<proto::TimeSeries>) -> (u16, St
     .encode_to_vec();
     let body = snap::raw::Encoder::new().compress_vec(&raw).expect("snappy");
     match client()
-        .post(server.url("/api/v1/write"))
+        .post(format!("{base_url}/api/v1/write"))
         .header("Content-Type", "application/x-protobuf")
         .header("Content-Encoding", "snappy")
         .header("X-Prometheus-Remote-Write-Version", "0.1.0")
