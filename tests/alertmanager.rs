@@ -251,3 +251,87 @@ fn rule_alerts_reach_the_builtin_alertmanager() {
     assert_eq!(n["alerts"][0]["labels"]["alertname"], "AlwaysOn");
     assert_eq!(n["groupLabels"]["cluster"], "c9");
 }
+
+#[test]
+fn group_wait_group_interval_and_repeat_interval() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let cfg = format!(
+        "route:\n  receiver: hook\n  group_by: [cluster]\n  group_wait: 1s\n  group_interval: 3s\n  repeat_interval: 8s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/hook\n",
+        receiver.port
+    );
+    let (server, _) = start(tmp.path(), &cfg, None);
+    let t0 = std::time::Instant::now();
+    assert_eq!(
+        post_alerts(&server, json!([{"labels": {"alertname": "A", "cluster": "c1"}}])),
+        200
+    );
+    wait_for("the first notification (group_wait)", 10, || {
+        hooks(&receiver).into_iter().next()
+    });
+    let first = t0.elapsed();
+    assert!(
+        first >= Duration::from_millis(900) && first < Duration::from_millis(2500),
+        "{first:?}"
+    );
+    // A second alert joins the group: sent with the first at the next
+    // group_interval, not before.
+    assert_eq!(
+        post_alerts(&server, json!([{"labels": {"alertname": "B", "cluster": "c1"}}])),
+        200
+    );
+    wait_for("the update (group_interval)", 10, || {
+        (hooks(&receiver).len() >= 2).then_some(())
+    });
+    let second = t0.elapsed();
+    assert!(
+        second >= first + Duration::from_millis(2500),
+        "update after {second:?}, first {first:?}"
+    );
+    assert_eq!(hooks(&receiver)[1]["alerts"].as_array().map(Vec::len), Some(2));
+    // Nothing changes: repeated after repeat_interval, not at every interval.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(hooks(&receiver).len(), 2, "no repeat before repeat_interval");
+    wait_for("the repeat (repeat_interval)", 15, || {
+        (hooks(&receiver).len() >= 3).then_some(())
+    });
+    let third = t0.elapsed();
+    assert!(
+        third >= second + Duration::from_secs(7),
+        "repeat after {third:?}, update {second:?}"
+    );
+}
+
+#[test]
+fn inhibition_holds_right_after_a_restart() {
+    // Alertmanager #4064: after a restart the target alerts can arrive
+    // before their source and get sent. Here the source is remembered.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let inhibit = "inhibit_rules:\n  - source_matchers: [alertname=ClusterDown]\n    target_matchers: [alertname=NodeDown]\n    equal: [cluster]\n";
+    let (mut server, cfg) = start(tmp.path(), &hook_config(receiver.port, inhibit), None);
+    let far = "2099-01-01T00:00:00Z";
+    assert_eq!(
+        post_alerts(
+            &server,
+            json!([{"labels": {"alertname": "ClusterDown", "cluster": "c1"}, "endsAt": far}])
+        ),
+        200
+    );
+    wait_for("the cluster page", 20, || hooks(&receiver).into_iter().next());
+    let (http, grpc) = (server.http, server.grpc);
+    server.kill9();
+    let server = Server::start_on(&tmp.path().join("data"), http, grpc, &["--config", &cfg]);
+    // Node alerts arrive first after the restart.
+    let nodes: Vec<Value> = (0..5)
+        .map(|i| json!({"labels": {"alertname": "NodeDown", "cluster": "c1", "instance": format!("n{i}")}}))
+        .collect();
+    assert_eq!(post_alerts(&server, Value::Array(nodes)), 200);
+    std::thread::sleep(Duration::from_secs(4));
+    let got = hooks(&receiver);
+    assert!(
+        got.iter()
+            .all(|h| h.to_string().contains("ClusterDown") && !h.to_string().contains("NodeDown")),
+        "{got:?}"
+    );
+}
