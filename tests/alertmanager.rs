@@ -335,3 +335,92 @@ fn inhibition_holds_right_after_a_restart() {
         "{got:?}"
     );
 }
+
+#[test]
+fn pagerduty_and_slack_receivers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let cfg = format!(
+        "route:\n  receiver: page\n  group_by: [cluster]\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: page\n    pagerduty_configs:\n      - routing_key: k123\n        url: http://127.0.0.1:{p}/pd\n        severity: critical\n    slack_configs:\n      - api_url: http://127.0.0.1:{p}/slack\n        channel: '#ops'\n",
+        p = receiver.port
+    );
+    let (server, _) = start(tmp.path(), &cfg, None);
+    assert_eq!(
+        post_alerts(
+            &server,
+            json!([{"labels": {"alertname": "ClusterDown", "cluster": "c1"}}])
+        ),
+        200
+    );
+    let at = |path: &str| -> Vec<Value> {
+        receiver
+            .bodies()
+            .into_iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| serde_json::from_str(&b).expect("json"))
+            .collect()
+    };
+    wait_for("PagerDuty and Slack", 20, || {
+        (!at("/pd").is_empty() && !at("/slack").is_empty()).then_some(())
+    });
+    let trigger = at("/pd")[0].clone();
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["routing_key"], "k123");
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    assert_eq!(trigger["payload"]["summary"], "[FIRING:1] c1 (ClusterDown)");
+    let slack = at("/slack")[0].clone();
+    assert_eq!(slack["channel"], "#ops");
+    assert_eq!(slack["attachments"][0]["color"], "danger");
+    // Resolved: PagerDuty resolves the same incident; Slack (send_resolved
+    // false by default, as in Alertmanager) stays quiet.
+    assert_eq!(
+        post_alerts(
+            &server,
+            json!([{"labels": {"alertname": "ClusterDown", "cluster": "c1"}, "startsAt": "2000-01-01T00:00:00Z", "endsAt": "2000-01-01T00:00:01Z"}])
+        ),
+        200
+    );
+    wait_for("the PagerDuty resolve", 20, || (at("/pd").len() >= 2).then_some(()));
+    let resolve = at("/pd")[1].clone();
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(at("/slack").len(), 1);
+}
+
+#[test]
+fn prometheus_sends_its_alerts_to_the_builtin_alertmanager() {
+    let Some(prometheus) = require_tool("prometheus", "apt-get install prometheus") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let (server, _) = start(tmp.path(), &hook_config(receiver.port, ""), None);
+    std::fs::write(
+        tmp.path().join("prom-rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: FromPrometheus\n        expr: vector(1)\n        labels: {cluster: p1}\n        annotations: {summary: sent by Prometheus}\n",
+    )
+    .expect("rules");
+    std::fs::write(
+        tmp.path().join("prometheus.yml"),
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [prom-rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{}']}}]\n",
+            server.http
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let mut cmd = Command::new(prometheus);
+    cmd.arg(format!("--config.file={}", tmp.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", tmp.path().join("prom").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // Its first send can come before it has found the Alertmanager.
+        .arg("--rules.alert.resend-delay=1s");
+    let mut prom = Proc::spawn(cmd, &tmp.path().join("prometheus.log"));
+    let n = wait_for("Prometheus' alert at the webhook", 60, || {
+        hooks(&receiver).into_iter().next()
+    });
+    assert_eq!(n["alerts"][0]["labels"]["alertname"], "FromPrometheus");
+    assert_eq!(n["alerts"][0]["annotations"]["summary"], "sent by Prometheus");
+    prom.terminate();
+}
