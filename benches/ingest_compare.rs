@@ -159,6 +159,7 @@ fn run(name: &'static str, work: &Path, data: &DataSet, concurrency: usize) -> R
 }
 
 fn main() {
+    sightline_alerting::tls::install_provider();
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` probes bench targets; nothing to do.
     }

@@ -15,6 +15,8 @@
 //! Run: `benches/outage_compare.sh` (or `cargo bench --bench outage_compare`
 //! after `cargo build --release`). Knob: TARGETS=sightline,prometheus.
 
+#[path = "../tests/common/fleet.rs"]
+mod fleet;
 #[path = "support/peers.rs"]
 mod peers;
 #[path = "../tests/common/receiver.rs"]
@@ -34,9 +36,6 @@ use receiver::Receiver;
 use serde_json::Value;
 use sightline_ingest::remote_write::proto;
 
-const SITES: [&str; 3] = ["fra", "ams", "lon"];
-const CLUSTERS: usize = 3;
-const NODES: usize = 20;
 /// Longer than the usual rules' offset window, so they have history to compare.
 const WARMUP: u64 = 70;
 const CLUSTER_DARK: u64 = 40;
@@ -70,20 +69,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The shipped Alertmanager config with the compressed timers and the
-/// receivers pointed at the test receiver.
-fn am_config(port: u16) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerting/rules");
-    let am = std::fs::read_to_string(root.join("alertmanager.yml"))
-        .expect("am config")
-        .replace("group_wait: 30s", "group_wait: 2s")
-        .replace("group_interval: 5m", "group_interval: 2s");
-    am[..am.find("receivers:").expect("receivers")].to_string()
-        + &format!(
-            "receivers:\n  - name: oncall\n    webhook_configs: [{{url: 'http://127.0.0.1:{port}/oncall'}}]\n  - name: tickets\n    webhook_configs: [{{url: 'http://127.0.0.1:{port}/tickets'}}]\n  - name: deadmansswitch\n    webhook_configs: [{{url: 'http://127.0.0.1:{port}/watchdog'}}]\n"
-        )
-}
-
 fn wait_ready(url: &str) {
     let c = reqwest::blocking::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -102,20 +87,7 @@ struct System {
 }
 
 fn start_sightline(work: &Path, port: u16) -> System {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerting/rules");
-    let rules = std::fs::read_to_string(root.join("fleet.yml"))
-        .expect("pack")
-        .replace("for: 2m", "for: 4s")
-        .replace("for: 3m", "for: 6s")
-        .replace("for: 5m", "for: 10s");
-    std::fs::write(work.join("fleet.yml"), rules).expect("write");
-    std::fs::write(work.join("alertmanager.yml"), am_config(port)).expect("write");
-    let cfg = work.join("sightline.yml");
-    std::fs::write(
-        &cfg,
-        "global:\n  evaluation_interval: 1s\nquery:\n  lookback_delta: 5s\nrule_files: [fleet.yml]\nalertmanager_config: alertmanager.yml\ninventory:\n  interval: 1s\nrules:\n  resend_delay: 2s\n",
-    )
-    .expect("write");
+    let cfg = fleet::write_sightline_setup(work, port);
     let http = peers::free_port();
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sightline");
     let log = std::fs::File::create(work.join("sightline.log")).expect("log");
@@ -141,7 +113,7 @@ fn start_sightline(work: &Path, port: u16) -> System {
 
 fn start_prometheus(work: &Path, port: u16) -> System {
     let am_port = peers::free_port();
-    std::fs::write(work.join("alertmanager.yml"), am_config(port)).expect("write");
+    std::fs::write(work.join("alertmanager.yml"), fleet::alertmanager_config(port)).expect("write");
     let am_log = std::fs::File::create(work.join("alertmanager.log")).expect("log");
     let am = Command::new("prometheus-alertmanager")
         .arg(format!("--config.file={}", work.join("alertmanager.yml").display()))
@@ -186,38 +158,8 @@ fn writer(url: String, dark: Arc<Mutex<BTreeSet<String>>>, stop: Arc<AtomicBool>
     std::thread::spawn(move || {
         let c = reqwest::blocking::Client::new();
         while !stop.load(Ordering::SeqCst) {
-            let now = now_ms();
             let off = dark.lock().expect("lock").clone();
-            let mut series = Vec::new();
-            for site in SITES {
-                for cl in 0..CLUSTERS {
-                    let cluster = format!("{site}-c{cl}");
-                    if off.contains(site) || off.contains(&cluster) {
-                        continue;
-                    }
-                    for n in 0..NODES {
-                        let pairs: Vec<(String, String)> = [
-                            ("__name__", "up".to_string()),
-                            ("cluster", cluster.clone()),
-                            ("instance", format!("{cluster}-n{n:02}:9100")),
-                            ("job", "node".to_string()),
-                            ("site", site.to_string()),
-                        ]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect();
-                        series.push(proto::TimeSeries {
-                            labels: remote_write::proto_labels(&pairs),
-                            samples: vec![proto::Sample {
-                                value: 1.0,
-                                timestamp: now,
-                            }],
-                            exemplars: vec![],
-                            histograms: vec![],
-                        });
-                    }
-                }
-            }
+            let series = fleet::up_series(&off, now_ms());
             let raw = proto::WriteRequest {
                 timeseries: series,
                 metadata: vec![],
@@ -250,17 +192,8 @@ fn events(r: &Receiver, t0: i64, seen: &Mutex<Vec<(String, i64)>>) -> Vec<Event>
         .zip(stamps.iter())
         .filter_map(|((path, body), (_, at))| {
             let v: Value = serde_json::from_str(body).ok()?;
-            Some((
-                (*at - t0) as f64 / 1000.0,
-                path.clone(),
-                v["status"].as_str().unwrap_or("").to_string(),
-                v["groupLabels"]["alertname"].as_str().unwrap_or("").to_string(),
-                format!(
-                    "{}/{}",
-                    v["commonLabels"]["site"].as_str().unwrap_or(""),
-                    v["commonLabels"]["cluster"].as_str().unwrap_or("")
-                ),
-            ))
+            let (status, alertname, scope) = fleet::summary(&v);
+            Some(((*at - t0) as f64 / 1000.0, path.clone(), status, alertname, scope))
         })
         .collect()
 }
@@ -323,6 +256,7 @@ fn run(system: &str) -> Outcome {
 }
 
 fn main() {
+    sightline_alerting::tls::install_provider();
     let targets = std::env::var("TARGETS").unwrap_or_else(|_| "sightline,prometheus".into());
     let mut outcomes = Vec::new();
     for t in targets.split(',').map(str::trim).filter(|t| !t.is_empty()) {

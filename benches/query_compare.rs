@@ -271,6 +271,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    sightline_alerting::tls::install_provider();
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }

@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    sightline_alerting::tls::install_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

@@ -14,16 +14,17 @@ use sightline_alerting::notifier::Notifier;
 use sightline_alerting::rule::{AppendFn, OutputSample, QueryFn, Sample};
 use sightline_query::promql::Engine;
 use sightline_query::promql::value::QueryValue;
-use sightline_storage::{Db, WriteBatch};
+use sightline_storage::{Db, SeriesReader, WriteBatch};
 
 use crate::config::{Config, Overrides, RulesConfig};
 
-/// PromQL instant queries against the local database.
-pub fn query_fn(engine: Arc<Engine>, db: Db) -> QueryFn {
+/// PromQL instant queries through `engine` against `reader` (the local
+/// database, or in-memory series in rule unit tests).
+pub fn query_fn<R: SeriesReader>(engine: Arc<Engine>, reader: Arc<R>) -> QueryFn {
     Arc::new(move |expr: String, t: i64| {
-        let (engine, db) = (engine.clone(), db.clone());
+        let (engine, reader) = (engine.clone(), reader.clone());
         Box::pin(async move {
-            let result = engine.instant(&db, &expr, t).await.map_err(|e| e.to_string())?;
+            let result = engine.instant(&*reader, &expr, t).await.map_err(|e| e.to_string())?;
             match result.value {
                 QueryValue::Vector(v) => Ok(v
                     .into_iter()
@@ -124,7 +125,7 @@ impl Rules {
             None => None,
         };
         let (n, am) = (notifier.clone(), alertmanager.clone());
-        let (query, append) = (query_fn(engine, db.clone()), append_fn(db));
+        let (query, append) = (query_fn(engine, Arc::new(db.clone())), append_fn(db));
         let deps = EvalDeps {
             query: query.clone(),
             append: append.clone(),

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::Deserialize;
 use sightline_alerting::group::{EvalDeps, Group, GroupDefaults, eval_group, load_files};
-use sightline_alerting::rule::{AppendFn, Health, Labels, OutputSample, QueryFn, RuleKind, Sample};
+use sightline_alerting::rule::{AppendFn, Health, Labels, OutputSample, RuleKind, labels_string};
 use sightline_alerting::rules::Text;
-use sightline_query::promql::value::QueryValue;
 use sightline_query::promql::{Engine, EngineOptions};
 use sightline_query::series_notation::{parse_metric, parse_series_line};
 use sightline_storage::MemorySeries;
@@ -144,11 +143,6 @@ fn prom_duration(ms: i64) -> String {
     out
 }
 
-fn labels_string(l: &Labels) -> String {
-    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", parts.join(", "))
-}
-
 type AlertPair = (Labels, Labels);
 
 fn alerts_string(list: &[AlertPair], indent: &str) -> String {
@@ -181,41 +175,8 @@ fn samples_string(list: &[(Labels, f64)]) -> String {
     parts.join(", ")
 }
 
-/// Go's `strconv.FormatFloat(v, 'E', -1, 64)`.
 fn float_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let s = format!("{v:E}");
-    let (mant, exp) = s.split_once('E').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    format!("{mant}E{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-}
-
-fn query_fn(engine: Arc<Engine>, store: Arc<RwLock<MemorySeries>>) -> QueryFn {
-    Arc::new(move |expr: String, t: i64| {
-        let (engine, store) = (engine.clone(), store.clone());
-        Box::pin(async move {
-            let result = engine.instant(&*store, &expr, t).await.map_err(|e| e.to_string())?;
-            match result.value {
-                QueryValue::Vector(v) => Ok(v
-                    .into_iter()
-                    .map(|(labels, p)| Sample {
-                        labels: labels.0.into_iter().collect(),
-                        value: p.v,
-                    })
-                    .collect()),
-                QueryValue::Scalar(p) => Ok(vec![Sample {
-                    labels: Labels::new(),
-                    value: p.v,
-                }]),
-                _ => Err("rule result is not a vector or scalar".into()),
-            }
-        })
-    })
+    sightline_alerting::timefmt::float_e(v, true)
 }
 
 fn append_fn(store: Arc<RwLock<MemorySeries>>) -> AppendFn {
@@ -321,7 +282,7 @@ async fn run_group_test(
     }
     let engine = Arc::new(Engine::new(EngineOptions::default()));
     let deps = EvalDeps {
-        query: query_fn(engine.clone(), store.clone()),
+        query: crate::rules::query_fn(engine.clone(), store.clone()),
         append: append_fn(store.clone()),
         notify: Arc::new(|_| {}),
         external_labels: tg

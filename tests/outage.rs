@@ -9,19 +9,18 @@
 //! lookback is 5 s, so the scenario runs in about a minute.
 
 mod common;
+#[path = "common/fleet.rs"]
+mod fleet;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use fleet::{CLUSTERS, NODES, SITES};
 use serde_json::Value;
 
-const SITES: [&str; 3] = ["fra", "ams", "lon"];
-const CLUSTERS: usize = 3;
-const NODES: usize = 20;
 /// Scaled `for` of ClusterDown and SiteDown, the lookback, group_wait and
 /// the evaluation interval (seconds).
 const CLUSTER_FOR: u64 = 6;
@@ -29,36 +28,6 @@ const SITE_FOR: u64 = 4;
 const LOOKBACK: u64 = 5;
 const GROUP_WAIT: u64 = 2;
 const EVAL: u64 = 1;
-
-fn setup(dir: &Path, receiver_port: u16) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerting/rules");
-    let rules = std::fs::read_to_string(root.join("fleet.yml"))
-        .expect("rule pack")
-        .replace("for: 2m", &format!("for: {SITE_FOR}s"))
-        .replace("for: 3m", &format!("for: {CLUSTER_FOR}s"))
-        .replace("for: 5m", "for: 10s");
-    assert!(
-        rules.contains(&format!("for: {CLUSTER_FOR}s")),
-        "the pack's durations changed; update this test"
-    );
-    std::fs::write(dir.join("fleet.yml"), rules).expect("rules");
-    let am = std::fs::read_to_string(root.join("alertmanager.yml"))
-        .expect("am config")
-        .replace("group_wait: 30s", &format!("group_wait: {GROUP_WAIT}s"))
-        .replace("group_interval: 5m", "group_interval: 2s");
-    // Real receivers replaced by the test's webhook, one path each.
-    let am = am[..am.find("receivers:").expect("receivers")].to_string()
-        + &format!(
-            "receivers:\n  - name: oncall\n    webhook_configs: [{{url: 'http://127.0.0.1:{receiver_port}/oncall'}}]\n  - name: tickets\n    webhook_configs: [{{url: 'http://127.0.0.1:{receiver_port}/tickets'}}]\n  - name: deadmansswitch\n    webhook_configs: [{{url: 'http://127.0.0.1:{receiver_port}/watchdog'}}]\n"
-        );
-    std::fs::write(dir.join("alertmanager.yml"), am).expect("am");
-    let cfg = format!(
-        "global:\n  evaluation_interval: {EVAL}s\nquery:\n  lookback_delta: {LOOKBACK}s\nrule_files: [fleet.yml]\nalertmanager_config: alertmanager.yml\ninventory:\n  interval: 1s\nrules:\n  resend_delay: 2s\n"
-    );
-    let path = dir.join("sightline.yml");
-    std::fs::write(&path, cfg).expect("config");
-    path.to_string_lossy().into_owned()
-}
 
 /// Writes `up` = 1 every second for every node whose site/cluster is not
 /// in `dark`.
@@ -69,30 +38,8 @@ fn writer(
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
-            let now = now_ms();
-            let mut series = Vec::new();
             let off = dark.lock().expect("lock").clone();
-            for site in SITES {
-                for cl in 0..CLUSTERS {
-                    let cluster = format!("{site}-c{cl}");
-                    if off.contains(site) || off.contains(&cluster) {
-                        continue;
-                    }
-                    for n in 0..NODES {
-                        let instance = format!("{cluster}-n{n:02}:9100");
-                        series.push(ts(
-                            &[
-                                ("__name__", "up"),
-                                ("cluster", &cluster),
-                                ("instance", &instance),
-                                ("job", "node"),
-                                ("site", site),
-                            ],
-                            &[(now, 1.0)],
-                        ));
-                    }
-                }
-            }
+            let series = fleet::up_series(&off, now_ms());
             if !series.is_empty() {
                 let (status, body) = remote_write_to(&server_url, series);
                 assert!(status == 0 || status < 300, "remote write refused: {status} {body}");
@@ -110,22 +57,9 @@ fn notifications(r: &Receiver, path: &str) -> Vec<Value> {
         .collect()
 }
 
-/// (status, alertname, group labels) of every on-call notification.
+/// (status, alertname, site/cluster) of every on-call notification.
 fn pages(r: &Receiver) -> Vec<(String, String, String)> {
-    notifications(r, "/oncall")
-        .iter()
-        .map(|n| {
-            (
-                n["status"].as_str().unwrap_or("").to_string(),
-                n["groupLabels"]["alertname"].as_str().unwrap_or("").to_string(),
-                format!(
-                    "{}/{}",
-                    n["groupLabels"]["site"].as_str().unwrap_or(""),
-                    n["groupLabels"]["cluster"].as_str().unwrap_or("")
-                ),
-            )
-        })
-        .collect()
+    notifications(r, "/oncall").iter().map(fleet::summary).collect()
 }
 
 fn tickets_for(r: &Receiver, needle: &str) -> usize {
@@ -139,7 +73,7 @@ fn tickets_for(r: &Receiver, needle: &str) -> usize {
 fn a_dark_cluster_and_a_dark_site_page_once_each() {
     let tmp = tempfile::tempdir().expect("tmp");
     let receiver = Receiver::start();
-    let cfg = setup(tmp.path(), receiver.port);
+    let cfg = fleet::write_sightline_setup(tmp.path(), receiver.port);
     let server = Server::start(&tmp.path().join("data"), &["--config", &cfg]);
     let dark = Arc::new(Mutex::new(BTreeSet::new()));
     let stop = Arc::new(AtomicBool::new(false));

@@ -14,29 +14,10 @@ use crate::am::matcher::Matcher;
 use crate::inventory::Inventory;
 use crate::manager::RuleManager;
 use crate::rule::{Alert, AlertState, RuleKind};
+use crate::timefmt::{float_e, rfc3339 as time_json};
 
-/// Go's `time.Time` JSON (RFC 3339, fraction trimmed); 0 is Go's zero time.
-fn time_json(ms: i64) -> String {
-    if ms == 0 {
-        return "0001-01-01T00:00:00Z".into();
-    }
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
-}
-
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, as alert values are shown.
 fn value_json(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let s = format!("{v:e}");
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    float_e(v, false)
 }
 
 fn alert_json(a: &Alert) -> Json {
@@ -264,17 +245,6 @@ pub fn router(manager: Arc<RuleManager>) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn values_and_times_as_prometheus_prints_them() {
-        assert_eq!(value_json(1.0), "1e+00");
-        assert_eq!(value_json(0.25), "2.5e-01");
-        assert_eq!(value_json(123456.0), "1.23456e+05");
-        assert_eq!(value_json(f64::NAN), "NaN");
-        assert_eq!(time_json(0), "0001-01-01T00:00:00Z");
-        assert_eq!(time_json(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(time_json(1_700_000_000_000), "2023-11-14T22:13:20Z");
-    }
 
     #[test]
     fn filters_parse_and_reject_bad_values() {

@@ -15,3 +15,5 @@ pub mod notifier;
 pub mod rule;
 pub mod rules;
 pub mod template;
+pub mod timefmt;
+pub mod tls;

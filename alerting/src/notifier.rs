@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::group::NotifyAlert;
+use crate::timefmt::rfc3339;
 
 /// Most alerts waiting; beyond it the oldest are dropped.
 const QUEUE_CAPACITY: usize = 10_000;
@@ -65,12 +66,6 @@ impl std::fmt::Display for SendError {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
-}
-
 /// Alertmanager API v2 `postableAlerts` body.
 pub fn api_v2_body(alerts: &[NotifyAlert]) -> Vec<u8> {
     let list: Vec<serde_json::Value> = alerts
@@ -95,7 +90,7 @@ impl Notifier {
             targets,
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
-            client: reqwest::Client::new(),
+            client: crate::tls::http_client(),
             stats: NotifierStats::default(),
         })
     }

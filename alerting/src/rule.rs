@@ -15,6 +15,12 @@ use crate::template::{self, Env, Value};
 /// A label set, sorted by name.
 pub type Labels = BTreeMap<String, String>;
 
+/// A label set as Prometheus prints one: `{a="b", c="d"}`.
+pub fn labels_string(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 /// One sample of a query result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {

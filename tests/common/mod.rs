@@ -148,6 +148,7 @@ impl Drop for Server {
 
 /// A blocking HTTP client with a timeout.
 pub fn client() -> reqwest::blocking::Client {
+    sightline_alerting::tls::install_provider();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, watch};
 use super::config::{AmConfig, Route};
 use super::notify::{Notification, deliver};
 use super::store::{AmAlert, NflogEntry, Persisted, Silence};
-use crate::rule::Labels;
+use crate::rule::{Labels, labels_string};
 
 struct Group {
     route: Route,
@@ -76,11 +76,6 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn labels_string(l: &Labels) -> String {
-    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", parts.join(", "))
-}
-
 impl Alertmanager {
     /// Starts with `config`, loading saved state from `path` and regrouping
     /// the saved alerts.
@@ -93,7 +88,7 @@ impl Alertmanager {
                 groups: BTreeMap::new(),
             }),
             path,
-            client: reqwest::Client::new(),
+            client: crate::tls::http_client(),
             external_url,
             wake: Notify::new(),
             started_at: now_ms(),

@@ -12,25 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::matcher::{MatchType, Matcher};
 use crate::rule::Labels;
 
-/// RFC 3339 (Go's zero time for 0).
-pub fn rfc3339(ms: i64) -> String {
-    if ms == 0 {
-        return "0001-01-01T00:00:00Z".into();
-    }
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
-}
-
-/// Parses RFC 3339 into ms (Go's zero time and empty give 0).
-pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
-    if s.is_empty() || s.starts_with("0001-01-01") {
-        return Ok(0);
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("invalid time {s:?}: {e}"))
-}
+pub use crate::timefmt::{parse_rfc3339, rfc3339};
 
 /// An alert as Alertmanager holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
