@@ -387,6 +387,7 @@ pub fn next_eval(spec: &GroupSpec, now: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::RuleSpec;
 
     fn defaults() -> GroupDefaults {
         GroupDefaults {
@@ -485,6 +486,43 @@ mod tests {
         let s = sent.lock().clone();
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].ends_at, t0 + 15_000);
+    }
+
+    #[tokio::test]
+    async fn query_offset_moves_the_query_and_the_output_back() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut d = deps(
+            Arc::new(Mutex::new(Vec::new())),
+            written.clone(),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        d.query = Arc::new(move |_q, t| {
+            s2.lock().push(t);
+            Box::pin(async {
+                Ok(vec![crate::rule::Sample {
+                    labels: Labels::new(),
+                    value: 1.0,
+                }])
+            })
+        });
+        let spec = GroupSpec {
+            file: "f".into(),
+            name: "g".into(),
+            interval: 15_000,
+            query_offset: 30_000,
+            limit: 0,
+            rules: vec![RuleSpec {
+                name: "r".into(),
+                expr: "vector(1)".into(),
+                labels: Labels::new(),
+                kind: RuleKind::Recording,
+            }],
+        };
+        eval_group(&Group::new(spec), 1_700_000_000_000, &d).await;
+        assert_eq!(*seen.lock(), vec![1_699_999_970_000]);
+        assert_eq!(written.lock()[0].t, 1_699_999_970_000);
     }
 
     #[test]

@@ -329,7 +329,101 @@ async fn run_group(group: Arc<Group>, deps: EvalDeps, mut stop: watch::Receiver<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rule::Labels;
+    use crate::group::{GroupSpec, NotifyAlert};
+    use crate::rule::{Labels, RuleKind, RuleSpec, Sample};
+
+    /// Queries answer one sample while their expression is in `on`.
+    fn deps(on: Arc<Mutex<Vec<&'static str>>>) -> EvalDeps {
+        EvalDeps {
+            query: Arc::new(move |q: String, _t| {
+                let on = on.lock().iter().any(|e| *e == q);
+                Box::pin(async move {
+                    Ok(if on {
+                        vec![Sample {
+                            labels: [("instance".to_string(), "a".to_string())].into_iter().collect(),
+                            value: 1.0,
+                        }]
+                    } else {
+                        Vec::new()
+                    })
+                })
+            }),
+            append: Arc::new(|_| Box::pin(async { Ok(()) })),
+            notify: Arc::new(|_: Vec<NotifyAlert>| {}),
+            external_labels: Labels::new(),
+            external_url: String::new(),
+            resend_delay: 60_000,
+        }
+    }
+
+    fn spec() -> GroupSpec {
+        GroupSpec {
+            file: "f.yml".into(),
+            name: "g".into(),
+            interval: 3_600_000,
+            query_offset: 0,
+            limit: 0,
+            rules: vec![
+                RuleSpec {
+                    name: "Sticky".into(),
+                    expr: "sticky".into(),
+                    labels: Labels::new(),
+                    kind: RuleKind::Alerting {
+                        hold: 0,
+                        keep_firing_for: 10 * MIN,
+                        annotations: Labels::new(),
+                    },
+                },
+                RuleSpec {
+                    name: "Slow".into(),
+                    expr: "slow".into(),
+                    labels: Labels::new(),
+                    kind: RuleKind::Alerting {
+                        hold: 30 * MIN,
+                        keep_firing_for: 0,
+                        annotations: Labels::new(),
+                    },
+                },
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn keep_firing_for_and_for_survive_a_restart_through_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let on = Arc::new(Mutex::new(vec!["sticky", "slow"]));
+        let m = RuleManager::new(deps(on.clone()), RestoreOptions::default(), Some(path.clone()));
+        m.apply(vec![spec()]);
+        let g = m.groups()[0].clone();
+        let now = now_ms();
+        crate::group::eval_group(&g, now - 3 * MIN, &m.deps).await;
+        // Both conditions clear: Sticky keeps firing, Slow (pending) is gone.
+        on.lock().clear();
+        crate::group::eval_group(&g, now - 2 * MIN, &m.deps).await;
+        // Slow's condition returns: pending again from here.
+        on.lock().push("slow");
+        crate::group::eval_group(&g, now - MIN, &m.deps).await;
+        m.store.save(&g);
+        let sticky_since = g.states[0].lock().active.values().next().unwrap().keep_firing_since;
+        assert_eq!(sticky_since, now - 2 * MIN);
+        m.stop().await;
+
+        let m2 = RuleManager::new(deps(on), RestoreOptions::default(), Some(path));
+        m2.apply(vec![spec()]);
+        let g2 = m2.groups()[0].clone();
+        let sticky = g2.states[0].lock().active.values().next().cloned().expect("restored");
+        assert_eq!(sticky.state, AlertState::Firing);
+        // Shifted by the downtime (last evaluation → now): still 9 of its
+        // 10 minutes to go.
+        assert!(sticky.keep_firing_since >= now - 2 * MIN + MIN - 1_000, "{sticky:?}");
+        let slow = g2.states[1].lock().active.values().next().cloned().expect("restored");
+        assert_eq!(slow.state, AlertState::Pending);
+        // It had waited 0 of 30 minutes at its last evaluation, one
+        // minute before the restart: the minute of downtime does not count.
+        assert!(slow.active_at >= now - 1_000, "{slow:?}");
+        m2.stop().await;
+    }
 
     fn alert(state: AlertState, active_at: i64, keep_since: i64) -> Alert {
         Alert {
