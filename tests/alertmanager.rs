@@ -424,3 +424,57 @@ fn prometheus_sends_its_alerts_to_the_builtin_alertmanager() {
     assert_eq!(n["alerts"][0]["annotations"]["summary"], "sent by Prometheus");
     prom.terminate();
 }
+
+#[test]
+fn client_errors_are_not_retried_until_the_next_group_interval() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    receiver.fail_status.store(400, std::sync::atomic::Ordering::SeqCst);
+    receiver.fail_next.store(1, std::sync::atomic::Ordering::SeqCst);
+    let cfg = format!(
+        "route:\n  receiver: hook\n  group_wait: 1s\n  group_interval: 3s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/hook\n",
+        receiver.port
+    );
+    let (server, _) = start(tmp.path(), &cfg, None);
+    assert_eq!(post_alerts(&server, json!([{"labels": {"alertname": "A"}}])), 200);
+    wait_for("delivery after the 400", 20, || hooks(&receiver).into_iter().next());
+    let arrivals = receiver.arrivals.lock().expect("lock").clone();
+    assert_eq!(arrivals.len(), 2, "one refused attempt, one delivery: {arrivals:?}");
+    // A 400 is not retried at once (a 5xx would be, within ~250 ms): the
+    // second attempt waits for the group's next flush.
+    assert!(arrivals[1] - arrivals[0] >= 2_500, "{arrivals:?}");
+}
+
+#[test]
+fn silences_survive_kill_9() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let receiver = Receiver::start();
+    let (mut server, cfg) = start(tmp.path(), &hook_config(receiver.port, ""), None);
+    let resp: Value = client()
+        .post(server.url("/api/v2/silences"))
+        .json(&json!({"matchers": [{"name": "cluster", "value": "c1", "isRegex": false, "isEqual": true}],
+            "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z", "createdBy": "ops", "comment": "maintenance"}))
+        .send()
+        .expect("POST")
+        .json()
+        .expect("json");
+    let id = resp["silenceID"].as_str().expect("id").to_string();
+    let (http, grpc) = (server.http, server.grpc);
+    server.kill9();
+    let server = Server::start_on(&tmp.path().join("data"), http, grpc, &["--config", &cfg]);
+    let got: Value = client()
+        .get(server.url(&format!("/api/v2/silence/{id}")))
+        .send()
+        .expect("GET")
+        .json()
+        .expect("json");
+    assert_eq!(got["status"]["state"], "active");
+    assert_eq!(got["comment"], "maintenance");
+    // And it still mutes.
+    assert_eq!(
+        post_alerts(&server, json!([{"labels": {"alertname": "A", "cluster": "c1"}}])),
+        200
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(hooks(&receiver).is_empty());
+}

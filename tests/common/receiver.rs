@@ -5,7 +5,8 @@
 /// A tiny HTTP server standing in for a notification receiver or an
 /// Alertmanager: records every request (path, body) and answers 200, or
 /// 503 while `fail_next` is above zero (counting down) and for every
-/// `fail_every`-th request when that is set.
+/// `fail_every`-th request when that is set (the failure status can be
+/// changed with `fail_status`).
 pub struct Receiver {
     /// Its port on 127.0.0.1.
     pub port: u16,
@@ -14,6 +15,10 @@ pub struct Receiver {
     pub fail_next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Fail every n-th request (0: never).
     pub fail_every: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The status failures answer with (503 unless changed).
+    pub fail_status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    /// When each request arrived (ms since the epoch), failed or not.
+    pub arrivals: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
 }
 
 impl Receiver {
@@ -26,7 +31,15 @@ impl Receiver {
         let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let fail_next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let fail_every = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (b, fnx, fev) = (bodies.clone(), fail_next.clone(), fail_every.clone());
+        let fail_status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(503));
+        let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (b, fnx, fev, fst, arr) = (
+            bodies.clone(),
+            fail_next.clone(),
+            fail_every.clone(),
+            fail_status.clone(),
+            arrivals.clone(),
+        );
         std::thread::spawn(move || {
             let mut n = 0usize;
             for stream in listener.incoming() {
@@ -51,14 +64,19 @@ impl Receiver {
                 let mut body = vec![0u8; len];
                 let _ = reader.read_exact(&mut body);
                 n += 1;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                arr.lock().expect("lock").push(now);
                 let every = fev.load(Ordering::SeqCst);
                 let fail = fnx
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
                     .is_ok()
                     || (every > 0 && n.is_multiple_of(every));
                 if fail {
+                    let code = fst.load(Ordering::SeqCst);
                     let _ = stream.write_all(
-                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        format!("HTTP/1.1 {code} Failing\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
                     );
                     continue;
                 }
@@ -74,6 +92,8 @@ impl Receiver {
             bodies,
             fail_next,
             fail_every,
+            fail_status,
+            arrivals,
         }
     }
 
