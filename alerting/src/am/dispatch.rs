@@ -323,16 +323,22 @@ impl Alertmanager {
             let st = self.state.lock();
             let Some(g) = st.groups.get(key) else { return };
             let time_muted = time_muted(&cfg, &g.route, now);
-            let mut alerts: Vec<AmAlert> = g
-                .alerts
-                .iter()
-                .filter_map(|fp| st.data.alerts.get(fp))
-                .filter(|a| {
-                    let s = suppression(&st.data, &cfg, a, now);
-                    s.silenced_by.is_empty() && s.inhibited_by.is_empty()
-                })
-                .cloned()
-                .collect();
+            // Resolved alerts that are muted, or gone from the store, will
+            // never be notified: they leave the group after this flush.
+            let mut dead = BTreeSet::new();
+            let mut alerts = Vec::new();
+            for fp in &g.alerts {
+                let Some(a) = st.data.alerts.get(fp) else {
+                    dead.insert(*fp);
+                    continue;
+                };
+                let s = suppression(&st.data, &cfg, a, now);
+                if s.silenced_by.is_empty() && s.inhibited_by.is_empty() {
+                    alerts.push(a.clone());
+                } else if a.resolved(now) {
+                    dead.insert(*fp);
+                }
+            }
             alerts.sort_by(|a, b| a.resolved(now).cmp(&b.resolved(now)).then(a.labels.cmp(&b.labels)));
             let integrations = cfg.receivers.get(&g.route.receiver).cloned().unwrap_or_default();
             let entries: Vec<Option<NflogEntry>> = (0..integrations.len())
@@ -345,9 +351,10 @@ impl Alertmanager {
                 entries,
                 g.route.clone(),
                 g.labels.clone(),
+                dead,
             )
         };
-        let (time_muted, alerts, integrations, entries, route, group_labels) = plan;
+        let (time_muted, alerts, integrations, entries, route, group_labels, dead) = plan;
         let firing: BTreeSet<u64> = alerts
             .iter()
             .filter(|a| !a.resolved(now))
@@ -421,6 +428,7 @@ impl Alertmanager {
             g.flushing = false;
             g.flushed = true;
             g.next_flush = now + route.group_interval;
+            g.alerts.retain(|fp| !dead.contains(fp));
             if all_ok && !time_muted {
                 // Resolved alerts that were reported leave the group.
                 g.alerts.retain(|fp| !resolved.contains(fp));
@@ -526,6 +534,47 @@ fn needs_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alert(pairs: &[(&str, &str)], ends_at: i64) -> AmAlert {
+        AmAlert {
+            labels: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            annotations: Labels::new(),
+            starts_at: 1,
+            ends_at,
+            generator_url: String::new(),
+            updated_at: 0,
+            timeout: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn muted_alerts_that_resolve_leave_their_group() {
+        let cfg = AmConfig::parse(
+            "route:\n  receiver: r\n  group_by: [alertname]\nreceivers: [{name: r}]\ninhibit_rules:\n  - source_matchers: [alertname=ClusterDown]\n    target_matchers: [alertname=NodeDown]\n",
+        )
+        .unwrap();
+        let am = Alertmanager::new(cfg, None, String::new());
+        let far = now_ms() + 3_600_000;
+        am.put(vec![
+            alert(&[("alertname", "ClusterDown")], far),
+            alert(&[("alertname", "NodeDown"), ("instance", "n1")], far),
+        ]);
+        // The node alert resolves while inhibited.
+        am.put(vec![alert(
+            &[("alertname", "NodeDown"), ("instance", "n1")],
+            now_ms() - 1,
+        )]);
+        let key = am
+            .state
+            .lock()
+            .groups
+            .keys()
+            .find(|k| k.contains("NodeDown"))
+            .cloned()
+            .unwrap();
+        am.clone().flush(&key).await;
+        assert!(!am.state.lock().groups.contains_key(&key), "the group is gone");
+    }
 
     fn set(v: &[u64]) -> BTreeSet<u64> {
         v.iter().copied().collect()
