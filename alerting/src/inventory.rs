@@ -192,15 +192,7 @@ impl Inventory {
             version: 1,
             targets: self.list(),
         };
-        let result = (|| -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&file).map_err(std::io::Error::other)?)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
+        let result = crate::persist::write_json_atomic(path, &file);
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "cannot save the inventory");
         }

@@ -8,10 +8,12 @@
 
 pub mod am;
 pub mod api;
+pub mod delivery;
 pub mod group;
 pub mod inventory;
 pub mod manager;
 pub mod notifier;
+pub mod persist;
 pub mod rule;
 pub mod rules;
 pub mod template;

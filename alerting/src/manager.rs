@@ -111,20 +111,7 @@ impl StateStore {
 
     fn write(&self, data: &StateFile) {
         let Some(path) = &self.path else { return };
-        let result = (|| -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("json.tmp");
-            let bytes = serde_json::to_vec(data).map_err(std::io::Error::other)?;
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)
-        })();
+        let result = crate::persist::write_json_atomic(path, data);
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "cannot save alert state");
         }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
+use crate::delivery::{DeliveryError, post_json};
 use crate::group::NotifyAlert;
 use crate::timefmt::rfc3339;
 
@@ -50,20 +50,6 @@ pub struct Notifier {
     client: reqwest::Client,
     /// Counters.
     pub stats: NotifierStats,
-}
-
-#[derive(Debug)]
-enum SendError {
-    Retryable(String),
-    Permanent(String),
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Retryable(m) | SendError::Permanent(m) => f.write_str(m),
-        }
-    }
 }
 
 /// Alertmanager API v2 `postableAlerts` body.
@@ -144,40 +130,9 @@ impl Notifier {
         }
     }
 
-    async fn post(&self, target: &AlertmanagerTarget, body: Vec<u8>) -> Result<(), SendError> {
+    async fn post(&self, target: &AlertmanagerTarget, body: Vec<u8>) -> Result<(), DeliveryError> {
         let url = format!("{}/api/v2/alerts", target.base_url.trim_end_matches('/'));
-        let attempt = || async {
-            let resp = self
-                .client
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .timeout(target.timeout)
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|e| SendError::Retryable(format!("{url}: {e}")))?;
-            let status = resp.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            let text = resp.text().await.unwrap_or_default();
-            let msg = format!("{url}: HTTP {status}: {}", text.trim());
-            if status.is_server_error() || status.as_u16() == 429 {
-                Err(SendError::Retryable(msg))
-            } else {
-                Err(SendError::Permanent(msg))
-            }
-        };
-        attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(5))
-                    .with_max_times(4)
-                    .with_jitter(),
-            )
-            .when(|e| matches!(e, SendError::Retryable(_)))
-            .await
+        post_json(&self.client, &url, &body, target.timeout, 4).await
     }
 }
 

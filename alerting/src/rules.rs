@@ -255,7 +255,8 @@ fn duration(s: &str) -> Option<i64> {
     parse_duration_ms(s)
 }
 
-fn valid_label_name(s: &str) -> bool {
+/// A valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn valid_label_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -131,9 +131,7 @@ pub fn parse_alerts(body: &[u8]) -> Result<Vec<AmAlert>, String> {
             return Err(format!("alert {i}: at least one label pair required"));
         }
         for k in labels.keys() {
-            if !k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if !crate::rules::valid_label_name(k) {
                 return Err(format!("alert {i}: invalid label name {k:?}"));
             }
         }

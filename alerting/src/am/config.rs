@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::matcher::{MatchType, Matcher};
 use super::timeinterval::TimeInterval;
 use crate::rule::Labels;
+use crate::rules::valid_label_name;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -421,12 +422,6 @@ fn compile_route(def: &RouteDef, parent: Option<&Route>, index: usize) -> Result
     }
     route.routes = children;
     Ok(route)
-}
-
-fn valid_label_name(n: &str) -> bool {
-    let mut chars = n.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn check_route_refs(r: &Route, cfg: &AmConfig) -> Result<(), String> {

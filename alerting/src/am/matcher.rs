@@ -100,12 +100,7 @@ impl Matcher {
             ));
         };
         let name = s[..at].trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .enumerate()
-                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-        {
+        if !crate::rules::valid_label_name(name) {
             return Err(format!("bad matcher {text:?}: invalid label name {name:?}"));
         }
         let raw = s[at + op.len()..].trim();

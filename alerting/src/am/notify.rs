@@ -1,15 +1,16 @@
 //! Building and delivering notifications: Alertmanager's webhook body
-//! (version 4), PagerDuty Events API v2 and Slack messages, each retried
-//! with exponential backoff and jitter on network errors, 429 and 5xx, and
-//! not retried on other 4xx answers.
+//! (version 4), PagerDuty Events API v2 and Slack messages, delivered
+//! through [`crate::delivery::post_json`] (retries on network errors, 429
+//! and 5xx, none on other 4xx).
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use serde_json::{Value as Json, json};
 
 use super::config::{Integration, PagerDuty, Slack, Webhook};
 use super::store::{AmAlert, rfc3339};
+pub use crate::delivery::DeliveryError;
+use crate::delivery::post_json;
 use crate::rule::Labels;
 
 /// What a notification is about.
@@ -209,49 +210,6 @@ impl Notification<'_> {
     }
 }
 
-/// Why a delivery failed.
-#[derive(Debug)]
-pub enum DeliveryError {
-    /// Worth retrying (network, 429, 5xx).
-    Retryable(String),
-    /// Not worth retrying (other 4xx).
-    Permanent(String),
-}
-
-impl std::fmt::Display for DeliveryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeliveryError::Retryable(m) => write!(f, "{m} (retryable)"),
-            DeliveryError::Permanent(m) => write!(f, "{m} (not retried)"),
-        }
-    }
-}
-
-async fn post_once(client: &reqwest::Client, url: &str, body: &[u8]) -> Result<(), DeliveryError> {
-    let resp = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .timeout(Duration::from_secs(10))
-        .body(body.to_vec())
-        .send()
-        .await
-        .map_err(|e| DeliveryError::Retryable(format!("{url}: {e}")))?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let text = resp.text().await.unwrap_or_default();
-    let msg = format!(
-        "{url}: HTTP {status}: {}",
-        text.trim().chars().take(200).collect::<String>()
-    );
-    if status.is_server_error() || status.as_u16() == 429 {
-        Err(DeliveryError::Retryable(msg))
-    } else {
-        Err(DeliveryError::Permanent(msg))
-    }
-}
-
 /// Delivers `n` through `integration`, retrying transient failures up to
 /// `attempts` times.
 pub async fn deliver(
@@ -266,16 +224,7 @@ pub async fn deliver(
         Integration::Slack(s) => (s.api_url.clone(), n.slack_body(s)),
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    (|| post_once(client, &url, &bytes))
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(250))
-                .with_max_delay(Duration::from_secs(10))
-                .with_max_times(attempts)
-                .with_jitter(),
-        )
-        .when(|e| matches!(e, DeliveryError::Retryable(_)))
-        .await
+    post_json(client, &url, &bytes, Duration::from_secs(10), attempts).await
 }
 
 #[cfg(test)]

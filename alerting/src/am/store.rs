@@ -192,25 +192,10 @@ impl Persisted {
 
     /// Writes the file atomically and durably.
     pub fn save(&self, path: &Option<PathBuf>) -> std::io::Result<()> {
-        let Some(path) = path else { return Ok(()) };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        match path {
+            Some(p) => crate::persist::write_json_atomic(p, self),
+            None => Ok(()),
         }
-        let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
     }
 }
 
