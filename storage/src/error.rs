@@ -45,6 +45,9 @@ pub enum StorageError {
     /// A background task failed (panicked or was cancelled); a bug to report.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A read would go past a configured limit; the message names it.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The database is shutting down and accepts no more writes.
     #[error("storage is shutting down")]
     ShuttingDown,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod head;
 pub mod intern;
 pub mod labels;
+pub mod logs;
 pub mod matcher;
 pub mod memory;
 pub mod metadata;

@@ -85,7 +85,11 @@ pub fn encode_samples(out: &mut Vec<u8>, samples: &[(u64, Sample)]) {
     });
 }
 
-fn frame(out: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
+/// Appends one framed record of type `kind` whose payload `body` writes.
+///
+/// Record types below 16 belong to the metrics WAL; the logs WAL uses its
+/// own types (see `storage/FORMAT.md`).
+pub fn frame(out: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
     out.push(kind);
@@ -96,15 +100,18 @@ fn frame(out: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn zigzag(v: i64) -> u64 {
+/// Maps a signed integer to an unsigned one, small magnitudes first.
+pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+/// The inverse of [`zigzag`].
+pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as an unsigned LEB128 varint.
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -112,19 +119,29 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+/// Appends `b` prefixed by its length as a varint.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_uvarint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
 /// A cursor over a record payload; every read fails cleanly on truncation.
-struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn uvarint(&mut self) -> Option<u64> {
+    /// A cursor at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    /// Reads an unsigned varint.
+    pub fn uvarint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         let mut shift = 0;
         loop {
@@ -140,17 +157,20 @@ impl<'a> Reader<'a> {
             shift += 7;
         }
     }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
+    /// Reads a length-prefixed byte string.
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.uvarint()?).ok()?;
         let end = self.pos.checked_add(n)?;
         let b = self.buf.get(self.pos..end)?;
         self.pos = end;
         Some(b)
     }
-    fn string(&mut self) -> Option<String> {
+    /// Reads a length-prefixed UTF-8 string.
+    pub fn string(&mut self) -> Option<String> {
         String::from_utf8(self.bytes()?.to_vec()).ok()
     }
-    fn u64_le(&mut self) -> Option<u64> {
+    /// Reads a little-endian u64.
+    pub fn u64_le(&mut self) -> Option<u64> {
         let b = self.buf.get(self.pos..self.pos + 8)?;
         self.pos += 8;
         Some(u64::from_le_bytes(b.try_into().ok()?))
@@ -239,6 +259,19 @@ pub struct ReplayReport {
 /// earlier one the rest of that segment is skipped. Both are logged as
 /// warnings; neither stops the start-up.
 pub fn replay(dir: &Path, mut apply: impl FnMut(WalEntry)) -> Result<ReplayReport> {
+    replay_raw(dir, |kind, payload| match decode_payload(kind, payload) {
+        Some(entry) => {
+            apply(entry);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Like [`replay`], for any record types: `apply` gets each record's type
+/// and payload and answers whether it could decode it (a record it cannot
+/// decode is treated as corruption).
+pub fn replay_raw(dir: &Path, mut apply: impl FnMut(u8, &[u8]) -> bool) -> Result<ReplayReport> {
     let segments = list_segments(dir)?;
     let mut report = ReplayReport {
         last_segment: segments.last().copied(),
@@ -272,7 +305,12 @@ pub fn replay(dir: &Path, mut apply: impl FnMut(WalEntry)) -> Result<ReplayRepor
 
 /// Applies the valid records of one segment; returns the offset where the
 /// valid data ends.
-fn replay_segment(data: &[u8], path: &Path, apply: &mut impl FnMut(WalEntry), report: &mut ReplayReport) -> usize {
+fn replay_segment(
+    data: &[u8],
+    path: &Path,
+    apply: &mut impl FnMut(u8, &[u8]) -> bool,
+    report: &mut ReplayReport,
+) -> usize {
     if data.len() < HEADER_LEN || &data[..5] != SEGMENT_MAGIC {
         tracing::warn!(segment = %path.display(), "wal: segment has no valid header");
         return 0;
@@ -295,9 +333,8 @@ fn replay_segment(data: &[u8], path: &Path, apply: &mut impl FnMut(WalEntry), re
         if crc32fast::hash(body) != crc {
             return pos;
         }
-        match decode_payload(body[0], &body[1..]) {
-            Some(entry) => apply(entry),
-            None => return pos,
+        if !apply(body[0], &body[1..]) {
+            return pos;
         }
         report.records += 1;
         pos = body_start + len as usize;

@@ -1,0 +1,687 @@
+//! Immutable log blocks on disk: one directory per block holding
+//!
+//! - `data.parquet`: one row per entry, sorted by stream then time;
+//!   columns `stream` (u32, the stream's position in `streams.json`),
+//!   `ts` (i64 ns, delta-encoded), `line` (utf8), `metadata` (utf8 JSON
+//!   object or null); zstd.
+//! - `index/`: the tantivy full-text index ([`super::index`]).
+//! - `streams.json`: every stream's tenant, labels, first row, row count
+//!   and time range (the block's label index).
+//! - `meta.json`, written last: a block without it is incomplete.
+//!
+//! A block is built in `staging/` and renamed into `blocks/` whole. See
+//! `storage/FORMAT.md`.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::builder::{Int64Builder, StringBuilder, UInt32Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, UInt32Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
+
+use crate::error::{Result, StorageError};
+use crate::labels::Labels;
+use crate::wal::sync_dir;
+
+use super::index::{self, GRANULE_ROWS, IndexFields, LONG_TOKEN_MARKER};
+use super::model::{LogEntry, LogStream, StreamKey};
+use super::select::LogSelect;
+
+/// Version of the log block layout written in `meta.json`.
+pub const LOG_BLOCK_VERSION: u32 = 1;
+const DATA_FILE: &str = "data.parquet";
+const STREAMS_FILE: &str = "streams.json";
+const META_FILE: &str = "meta.json";
+const INDEX_DIR: &str = "index";
+const BATCH_ROWS: usize = 8192;
+
+/// A block's `meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogBlockMeta {
+    /// Layout version ([`LOG_BLOCK_VERSION`]).
+    pub version: u32,
+    /// The block id (its directory name).
+    pub id: String,
+    /// Oldest entry, ns.
+    pub min_t: i64,
+    /// Newest entry, ns.
+    pub max_t: i64,
+    /// Streams in the block.
+    pub streams: u64,
+    /// Entries in the block.
+    pub entries: u64,
+    /// Bytes of lines and metadata as received.
+    pub raw_bytes: u64,
+    /// Rows per index document.
+    pub granule_rows: u32,
+    /// WAL segments numbered below this hold nothing that is not in this
+    /// block or an older one.
+    pub wal_segment_end: u64,
+    /// Blocks merged into this one (deleted once it exists).
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StreamRecord {
+    tenant: String,
+    labels: BTreeMap<String, String>,
+    first_row: u32,
+    rows: u32,
+    min_t: i64,
+    max_t: i64,
+}
+
+struct BlockStream {
+    key: Arc<StreamKey>,
+    first_row: u32,
+    rows: u32,
+    min_t: i64,
+    max_t: i64,
+}
+
+fn data_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("stream", DataType::UInt32, false),
+        Field::new("ts", DataType::Int64, false),
+        Field::new("line", DataType::Utf8, false),
+        Field::new("metadata", DataType::Utf8, true),
+    ]))
+}
+
+fn writer_props(zstd_level: i32) -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_data_page_row_count_limit(GRANULE_ROWS as usize * 8)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
+        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(ColumnPath::from("line"), false)
+        .build())
+}
+
+static BLOCK_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A new unique block id: creation time and a process-wide sequence.
+fn new_block_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "{nanos:016x}-{:04x}",
+        BLOCK_SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
+}
+
+/// Where blocks are written and kept.
+#[derive(Debug, Clone)]
+pub struct BlockDirs {
+    /// Finished blocks.
+    pub blocks: PathBuf,
+    /// Blocks being written.
+    pub staging: PathBuf,
+}
+
+/// Writes `streams` (sorted by key, entries by time) as a new block and
+/// opens it.
+pub fn write_block<'a>(
+    dirs: &BlockDirs,
+    streams: impl IntoIterator<Item = (&'a Arc<StreamKey>, &'a [LogEntry])>,
+    zstd_level: i32,
+    wal_segment_end: u64,
+    sources: Vec<String>,
+) -> Result<LogBlock> {
+    let id = new_block_id();
+    let stage = dirs.staging.join(&id);
+    fs::create_dir_all(&stage).map_err(|e| StorageError::io("create dir", &stage, e))?;
+    let data_path = stage.join(DATA_FILE);
+    let file = File::create(&data_path).map_err(|e| StorageError::io("create", &data_path, e))?;
+    let mut parquet = ArrowWriter::try_new(
+        BufWriter::with_capacity(1 << 20, file),
+        data_schema(),
+        Some(writer_props(zstd_level)?),
+    )?;
+    let fields = index::index_fields();
+    let index_dir = stage.join(INDEX_DIR);
+    let tindex = index::create_index(&index_dir, &fields)?;
+    let mut iw = tindex
+        .writer_with_num_threads::<TantivyDocument>(1, 32 << 20)
+        .map_err(|e| index::tantivy_err(&index_dir, e))?;
+
+    let mut batch = BatchBuilder::default();
+    let mut granule = GranuleDoc::new(&fields, 0);
+    let mut records = Vec::new();
+    let mut row: u32 = 0;
+    let mut meta = LogBlockMeta {
+        version: LOG_BLOCK_VERSION,
+        id: id.clone(),
+        min_t: i64::MAX,
+        max_t: i64::MIN,
+        streams: 0,
+        entries: 0,
+        raw_bytes: 0,
+        granule_rows: GRANULE_ROWS,
+        wal_segment_end,
+        sources,
+    };
+    for (key, entries) in streams {
+        if entries.is_empty() {
+            continue;
+        }
+        let stream_no = u32::try_from(records.len()).map_err(|_| StorageError::Internal("too many streams".into()))?;
+        let first_row = row;
+        for e in entries {
+            if row / GRANULE_ROWS != granule.number {
+                granule.add_to(&mut iw, &index_dir)?;
+                granule = GranuleDoc::new(&fields, row / GRANULE_ROWS);
+            }
+            granule.add(e);
+            batch.push(stream_no, e);
+            if batch.len() >= BATCH_ROWS {
+                parquet.write(&batch.finish()?)?;
+            }
+            meta.raw_bytes += e.size() as u64;
+            row = row
+                .checked_add(1)
+                .ok_or_else(|| StorageError::Internal("more than 4G entries in one block".into()))?;
+        }
+        let (min_t, max_t) = (entries[0].ts, entries[entries.len() - 1].ts);
+        meta.min_t = meta.min_t.min(min_t);
+        meta.max_t = meta.max_t.max(max_t);
+        records.push(StreamRecord {
+            tenant: key.tenant.clone(),
+            labels: key
+                .labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect(),
+            first_row,
+            rows: row - first_row,
+            min_t,
+            max_t,
+        });
+    }
+    if batch.len() > 0 {
+        parquet.write(&batch.finish()?)?;
+    }
+    granule.add_to(&mut iw, &index_dir)?;
+    meta.streams = records.len() as u64;
+    meta.entries = u64::from(row);
+    let out = parquet.into_inner()?;
+    let file = out
+        .into_inner()
+        .map_err(|e| StorageError::io("flush", &data_path, e.into_error()))?;
+    file.sync_all().map_err(|e| StorageError::io("fsync", &data_path, e))?;
+    iw.commit().map_err(|e| index::tantivy_err(&index_dir, e))?;
+    iw.wait_merging_threads()
+        .map_err(|e| index::tantivy_err(&index_dir, e))?;
+    drop(tindex);
+    sync_tree(&index_dir)?;
+    write_json(&stage.join(STREAMS_FILE), &records)?;
+    write_json(&stage.join(META_FILE), &meta)?;
+    sync_dir(&stage)?;
+    let dest = dirs.blocks.join(&id);
+    fs::rename(&stage, &dest).map_err(|e| StorageError::io("rename", &dest, e))?;
+    sync_dir(&dirs.blocks)?;
+    LogBlock::open(&dest)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| StorageError::Internal(format!("encode {}: {e}", path.display())))?;
+    fs::write(path, bytes).map_err(|e| StorageError::io("write", path, e))?;
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StorageError::io("fsync", path, e))
+}
+
+fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| StorageError::io("read dir", dir, e))? {
+        let p = entry.map_err(|e| StorageError::io("read dir", dir, e))?.path();
+        if p.is_file() {
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StorageError::io("fsync", &p, e))?;
+        }
+    }
+    sync_dir(dir)
+}
+
+#[derive(Default)]
+struct BatchBuilder {
+    stream: UInt32Builder,
+    ts: Int64Builder,
+    line: StringBuilder,
+    metadata: StringBuilder,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    fn push(&mut self, stream: u32, e: &LogEntry) {
+        self.stream.append_value(stream);
+        self.ts.append_value(e.ts);
+        self.line.append_value(&e.line);
+        if e.metadata.is_empty() {
+            self.metadata.append_null();
+        } else {
+            let map: BTreeMap<&str, &str> = e.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            self.metadata
+                .append_value(serde_json::to_string(&map).unwrap_or_default());
+        }
+        self.rows += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.rows
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch> {
+        self.rows = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.stream.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.line.finish()),
+            Arc::new(self.metadata.finish()),
+        ];
+        Ok(RecordBatch::try_new(data_schema(), cols)?)
+    }
+}
+
+/// The index document of one granule, filled line by line.
+struct GranuleDoc {
+    number: u32,
+    doc: TantivyDocument,
+    fields: IndexFields,
+    long_token: bool,
+    empty: bool,
+}
+
+impl GranuleDoc {
+    fn new(fields: &IndexFields, number: u32) -> Self {
+        GranuleDoc {
+            number,
+            doc: TantivyDocument::default(),
+            fields: fields.clone(),
+            long_token: false,
+            empty: true,
+        }
+    }
+
+    fn add(&mut self, e: &LogEntry) {
+        self.empty = false;
+        self.doc.add_text(self.fields.line, &e.line);
+        if !self.long_token && index::has_long_token(&e.line) {
+            self.long_token = true;
+            self.doc.add_text(self.fields.meta, LONG_TOKEN_MARKER);
+        }
+        for (k, v) in &e.metadata {
+            self.doc.add_text(self.fields.meta, format!("{k}={v}"));
+        }
+    }
+
+    fn add_to(mut self, iw: &mut tantivy::IndexWriter<TantivyDocument>, dir: &Path) -> Result<()> {
+        if self.empty {
+            return Ok(());
+        }
+        self.doc.add_u64(self.fields.granule, u64::from(self.number));
+        iw.add_document(self.doc).map_err(|e| index::tantivy_err(dir, e))?;
+        Ok(())
+    }
+}
+
+/// An open log block.
+pub struct LogBlock {
+    meta: LogBlockMeta,
+    dir: PathBuf,
+    streams: Vec<BlockStream>,
+    disk_bytes: u64,
+    index: OnceLock<std::result::Result<(IndexReader, IndexFields), String>>,
+    deleted: AtomicBool,
+}
+
+impl LogBlock {
+    /// Opens the block in `dir` (its `meta.json` and `streams.json`; the
+    /// index is opened on the first search).
+    pub fn open(dir: &Path) -> Result<Self> {
+        let meta: LogBlockMeta = read_json(&dir.join(META_FILE))?;
+        if meta.version != LOG_BLOCK_VERSION {
+            return Err(StorageError::CorruptBlock {
+                block: dir.display().to_string(),
+                reason: format!("unknown log block version {}", meta.version),
+            });
+        }
+        let records: Vec<StreamRecord> = read_json(&dir.join(STREAMS_FILE))?;
+        let streams = records
+            .into_iter()
+            .map(|r| BlockStream {
+                key: Arc::new(StreamKey {
+                    tenant: r.tenant,
+                    labels: Labels::from_pairs(r.labels),
+                }),
+                first_row: r.first_row,
+                rows: r.rows,
+                min_t: r.min_t,
+                max_t: r.max_t,
+            })
+            .collect();
+        Ok(LogBlock {
+            disk_bytes: dir_size(dir),
+            meta,
+            dir: dir.to_path_buf(),
+            streams,
+            index: OnceLock::new(),
+            deleted: AtomicBool::new(false),
+        })
+    }
+
+    /// The block's metadata.
+    pub fn meta(&self) -> &LogBlockMeta {
+        &self.meta
+    }
+
+    /// Bytes of the block's files (data, index, metadata).
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk_bytes
+    }
+
+    /// Marks the block for deletion: its directory is removed once the
+    /// last reader lets go of it.
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
+    }
+
+    /// Keys of the streams `q` selects whose time range overlaps it.
+    pub fn stream_keys(&self, q: &LogSelect, out: &mut Vec<Arc<StreamKey>>) {
+        if !q.overlaps(self.meta.min_t, self.meta.max_t) {
+            return;
+        }
+        for s in &self.streams {
+            if q.overlaps(s.min_t, s.max_t) && q.matches_stream(&s.key) {
+                out.push(s.key.clone());
+            }
+        }
+    }
+
+    /// Adds the entries `q` selects to `out`; `scanned` counts the bytes
+    /// of lines read, against `q.max_bytes`.
+    pub fn select(&self, q: &LogSelect, out: &mut Vec<LogStream>, scanned: &mut u64) -> Result<()> {
+        if !q.overlaps(self.meta.min_t, self.meta.max_t) {
+            return Ok(());
+        }
+        let mut ranges: Vec<(u32, u32)> = self
+            .streams
+            .iter()
+            .filter(|s| q.overlaps(s.min_t, s.max_t) && q.matches_stream(&s.key))
+            .map(|s| (s.first_row, s.first_row + s.rows))
+            .collect();
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        if !q.contains.is_empty()
+            && let Some(granules) = self.search_granules(&q.contains)?
+        {
+            ranges = intersect_granules(&ranges, &granules, self.meta.granule_rows);
+        }
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        self.read_rows(&ranges, |stream, entry| {
+            *scanned += entry.line.len() as u64;
+            if q.max_bytes > 0 && *scanned > q.max_bytes {
+                return Err(StorageError::LimitExceeded(format!(
+                    "the query would read more than {} bytes of log lines (limit query.max_bytes_scanned); narrow the selector or the time range",
+                    q.max_bytes
+                )));
+            }
+            if entry.ts >= q.start && entry.ts < q.end && q.matches_line(&entry.line) {
+                match out.last_mut() {
+                    Some(last) if Arc::ptr_eq(&last.key, &stream.key) => last.entries.push(entry),
+                    _ => out.push(LogStream {
+                        key: stream.key.clone(),
+                        entries: vec![entry],
+                    }),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every entry of the block, stream by stream (for compaction).
+    pub fn read_all(&self) -> Result<Vec<LogStream>> {
+        let mut out: Vec<LogStream> = Vec::new();
+        let all = [(0u32, u32::try_from(self.meta.entries).unwrap_or(u32::MAX))];
+        self.read_rows(&all, |stream, entry| {
+            match out.last_mut() {
+                Some(last) if Arc::ptr_eq(&last.key, &stream.key) => last.entries.push(entry),
+                _ => out.push(LogStream {
+                    key: stream.key.clone(),
+                    entries: vec![entry],
+                }),
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Granules that may hold lines containing every needle; `None` when
+    /// the index cannot narrow them.
+    fn search_granules(&self, needles: &[String]) -> Result<Option<Vec<u32>>> {
+        let (reader, fields) = match self.index.get_or_init(|| self.open_index()) {
+            Ok(x) => x,
+            Err(e) => {
+                return Err(StorageError::CorruptBlock {
+                    block: self.meta.id.clone(),
+                    reason: e.clone(),
+                });
+            }
+        };
+        let Some(query) = index::granule_query(fields, needles) else {
+            return Ok(None);
+        };
+        let searcher = reader.searcher();
+        let granules = searcher
+            .search(query.as_ref(), &GranuleCollector)
+            .map_err(|e| index::tantivy_err(&self.dir, e))?;
+        Ok(Some(granules))
+    }
+
+    fn open_index(&self) -> std::result::Result<(IndexReader, IndexFields), String> {
+        let dir = self.dir.join(INDEX_DIR);
+        let index: Index = index::open_index(&dir).map_err(|e| e.to_string())?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e: tantivy::TantivyError| e.to_string())?;
+        Ok((reader, index::index_fields()))
+    }
+
+    /// Reads the rows in `ranges` (ascending, disjoint) and hands each to
+    /// `f` with its stream.
+    fn read_rows(&self, ranges: &[(u32, u32)], mut f: impl FnMut(&BlockStream, LogEntry) -> Result<()>) -> Result<()> {
+        let path = self.dir.join(DATA_FILE);
+        let file = File::open(&path).map_err(|e| StorageError::io("open", &path, e))?;
+        let mut selectors = Vec::with_capacity(ranges.len() * 2);
+        let mut cursor = 0u32;
+        for &(from, to) in ranges {
+            if from > cursor {
+                selectors.push(RowSelector::skip((from - cursor) as usize));
+            }
+            selectors.push(RowSelector::select((to - from) as usize));
+            cursor = to;
+        }
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            file,
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+        )?
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(BATCH_ROWS)
+        .build()?;
+        for batch in reader {
+            let batch = batch?;
+            let stream_col = batch.column(0).as_primitive::<UInt32Type>();
+            let ts = batch.column(1).as_primitive::<Int64Type>();
+            let line = batch.column(2).as_string::<i32>();
+            let metadata = batch.column(3).as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                let sno = stream_col.value(i) as usize;
+                let stream = self.streams.get(sno).ok_or_else(|| StorageError::CorruptBlock {
+                    block: self.meta.id.clone(),
+                    reason: format!("row names stream {sno}, the block has {}", self.streams.len()),
+                })?;
+                let metadata = if metadata.is_null(i) {
+                    Vec::new()
+                } else {
+                    let m: BTreeMap<String, String> =
+                        serde_json::from_str(metadata.value(i)).map_err(|e| StorageError::CorruptBlock {
+                            block: self.meta.id.clone(),
+                            reason: format!("metadata column: {e}"),
+                        })?;
+                    m.into_iter().collect()
+                };
+                f(
+                    stream,
+                    LogEntry {
+                        ts: ts.value(i),
+                        line: line.value(i).to_string(),
+                        metadata,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LogBlock {
+    fn drop(&mut self) {
+        if self.deleted.load(Ordering::SeqCst)
+            && let Err(e) = fs::remove_dir_all(&self.dir)
+        {
+            tracing::warn!(block = %self.dir.display(), error = %e, "logs: could not delete a retired block");
+        }
+    }
+}
+
+/// Rows of `ranges` that fall in one of `granules` (sorted).
+fn intersect_granules(ranges: &[(u32, u32)], granules: &[u32], granule_rows: u32) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &(from, to) in ranges {
+        let first = granules.partition_point(|&g| (g + 1).saturating_mul(granule_rows) <= from);
+        for &g in &granules[first..] {
+            let gs = g.saturating_mul(granule_rows);
+            if gs >= to {
+                break;
+            }
+            let (a, b) = (gs.max(from), gs.saturating_add(granule_rows).min(to));
+            match out.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ => out.push((a, b)),
+            }
+        }
+    }
+    out
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| StorageError::io("read", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| StorageError::CorruptBlock {
+        block: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Collects the granule numbers of matching index documents, sorted.
+struct GranuleCollector;
+
+struct GranuleSegmentCollector {
+    column: tantivy::columnar::Column<u64>,
+    out: Vec<u32>,
+}
+
+impl Collector for GranuleCollector {
+    type Fruit = Vec<u32>;
+    type Child = GranuleSegmentCollector;
+
+    fn for_segment(
+        &self,
+        _segment: tantivy::SegmentOrdinal,
+        reader: &tantivy::SegmentReader,
+    ) -> tantivy::Result<GranuleSegmentCollector> {
+        Ok(GranuleSegmentCollector {
+            column: reader.fast_fields().u64("granule")?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u32>>) -> tantivy::Result<Vec<u32>> {
+        let mut all: Vec<u32> = fruits.into_iter().flatten().collect();
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for GranuleSegmentCollector {
+    type Fruit = Vec<u32>;
+
+    fn collect(&mut self, doc: tantivy::DocId, _score: tantivy::Score) {
+        if let Some(g) = self.column.first(doc) {
+            self.out.push(u32::try_from(g).unwrap_or(u32::MAX));
+        }
+    }
+
+    fn harvest(self) -> Vec<u32> {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granules_cut_row_ranges() {
+        assert_eq!(
+            intersect_granules(&[(0, 1000)], &[1, 2, 5], 128),
+            vec![(128, 384), (640, 768)]
+        );
+        assert_eq!(
+            intersect_granules(&[(100, 140), (300, 310)], &[0, 2], 128),
+            vec![(100, 128), (300, 310)]
+        );
+        assert_eq!(intersect_granules(&[(10, 20)], &[3], 128), vec![]);
+    }
+}

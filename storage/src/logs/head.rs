@@ -1,0 +1,173 @@
+//! The logs head: recent entries in memory, per stream, in timestamp
+//! order, until they are cut into a block.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::model::{LogEntry, LogStream, StreamKey};
+use super::select::LogSelect;
+
+/// Recent entries of every stream. Not synchronised: [`super::LogDb`]
+/// holds it behind a lock.
+pub struct LogHead {
+    streams: HashMap<Arc<StreamKey>, Vec<LogEntry>>,
+    streams_per_tenant: HashMap<String, usize>,
+    bytes: u64,
+    entries: u64,
+    created: Instant,
+}
+
+impl Default for LogHead {
+    fn default() -> Self {
+        LogHead {
+            streams: HashMap::new(),
+            streams_per_tenant: HashMap::new(),
+            bytes: 0,
+            entries: 0,
+            created: Instant::now(),
+        }
+    }
+}
+
+impl LogHead {
+    /// The shared key of a stream already held, if any.
+    pub fn key(&self, key: &StreamKey) -> Option<Arc<StreamKey>> {
+        self.streams.get_key_value(key).map(|(k, _)| k.clone())
+    }
+
+    /// Streams of `tenant` held.
+    pub fn tenant_streams(&self, tenant: &str) -> usize {
+        self.streams_per_tenant.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// True when the stream holds an entry with the same time and line.
+    pub fn contains(&self, key: &StreamKey, entry: &LogEntry) -> bool {
+        let Some(entries) = self.streams.get(key) else {
+            return false;
+        };
+        let pos = entries.partition_point(|e| e.ts <= entry.ts);
+        entries[..pos]
+            .iter()
+            .rev()
+            .take_while(|e| e.ts == entry.ts)
+            .any(|e| e.line == entry.line)
+    }
+
+    /// Inserts `entry` in timestamp order; false (and nothing stored) when
+    /// the stream already has an entry with the same timestamp and line
+    /// (a retried push), as Loki does.
+    pub fn insert(&mut self, key: &Arc<StreamKey>, entry: LogEntry) -> bool {
+        let entries = match self.streams.get_mut(key) {
+            Some(e) => e,
+            None => {
+                *self.streams_per_tenant.entry(key.tenant.clone()).or_default() += 1;
+                self.streams.entry(key.clone()).or_default()
+            }
+        };
+        // Entries mostly arrive in order: look from the end.
+        let pos = entries.partition_point(|e| e.ts <= entry.ts);
+        let dup = entries[..pos]
+            .iter()
+            .rev()
+            .take_while(|e| e.ts == entry.ts)
+            .any(|e| e.line == entry.line);
+        if dup {
+            return false;
+        }
+        self.bytes += entry.size() as u64;
+        self.entries += 1;
+        entries.insert(pos, entry);
+        true
+    }
+
+    /// Bytes of lines and metadata held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Entries held.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// When this head started.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Every stream, sorted by tenant then labels, with its entries.
+    pub fn sorted_streams(&self) -> Vec<(&Arc<StreamKey>, &[LogEntry])> {
+        let mut v: Vec<_> = self.streams.iter().map(|(k, e)| (k, e.as_slice())).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+
+    /// Adds the entries `q` selects to `out`.
+    pub fn select(&self, q: &LogSelect, out: &mut Vec<LogStream>) {
+        for (key, entries) in &self.streams {
+            if !q.matches_stream(key) {
+                continue;
+            }
+            let from = entries.partition_point(|e| e.ts < q.start);
+            let to = entries.partition_point(|e| e.ts < q.end);
+            let picked: Vec<LogEntry> = entries[from..to]
+                .iter()
+                .filter(|e| q.matches_line(&e.line))
+                .cloned()
+                .collect();
+            if !picked.is_empty() {
+                out.push(LogStream {
+                    key: key.clone(),
+                    entries: picked,
+                });
+            }
+        }
+    }
+
+    /// The keys of streams `q` selects that have an entry in its range.
+    pub fn stream_keys(&self, q: &LogSelect, out: &mut Vec<Arc<StreamKey>>) {
+        for (key, entries) in &self.streams {
+            if q.matches_stream(key) && entries.iter().any(|e| e.ts >= q.start && e.ts < q.end) {
+                out.push(key.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Labels;
+
+    fn key() -> Arc<StreamKey> {
+        Arc::new(StreamKey {
+            tenant: "t".into(),
+            labels: Labels::from_pairs([("app", "a")]),
+        })
+    }
+
+    #[test]
+    fn entries_stay_in_order_and_retries_are_stored_once() {
+        let mut h = LogHead::default();
+        let k = key();
+        assert!(h.insert(&k, LogEntry::new(20, "b")));
+        assert!(h.insert(&k, LogEntry::new(10, "a")));
+        assert!(h.insert(&k, LogEntry::new(20, "c")), "same time, other line");
+        assert!(!h.insert(&k, LogEntry::new(20, "b")), "a retry");
+        assert!(!h.insert(&k, LogEntry::new(10, "a")), "a retry");
+        let got: Vec<_> = h.sorted_streams()[0]
+            .1
+            .iter()
+            .map(|e| (e.ts, e.line.as_str()))
+            .collect();
+        assert_eq!(got, vec![(10, "a"), (20, "b"), (20, "c")]);
+        assert_eq!(h.entries(), 3);
+        assert_eq!(h.tenant_streams("t"), 1);
+    }
+}

@@ -1,0 +1,258 @@
+//! The full-text index of a log block (tantivy).
+//!
+//! One index document per *granule*: [`GRANULE_ROWS`] consecutive rows of
+//! the block's Parquet file. A document holds every token of its lines
+//! (field `line`, lower-cased alphanumeric runs, as tantivy's simple
+//! tokenizer splits them) and every structured-metadata pair (field
+//! `meta`, `name=value`). A search gives the granules that can hold a
+//! match; the caller reads only their rows and checks each line exactly,
+//! so the index only ever narrows what is read and never changes an
+//! answer.
+//!
+//! A needle of a line filter (`|= "needle"`) is a substring, not a token:
+//! only the parts of it that are certainly whole tokens of a matching line
+//! can be looked up. A token of the needle with a non-token character on
+//! both sides inside the needle is a whole token of every matching line
+//! (exact term); the needle's last token, if something precedes it, is the
+//! start of a token (prefix); the first token, if something follows it, is
+//! the end of a token (suffix, looked up by a term-dictionary scan only
+//! when nothing better exists); a needle that is one token is a substring
+//! of one (also a dictionary scan).
+
+use std::path::Path;
+
+use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, Term};
+
+use crate::error::{Result, StorageError};
+
+/// Rows of the Parquet file per index document.
+pub const GRANULE_ROWS: u32 = 128;
+/// Tokens of this many bytes or more are not indexed (nor looked up).
+pub const MAX_TOKEN_BYTES: usize = 128;
+/// A `meta` term added to a granule that has a token of
+/// [`MAX_TOKEN_BYTES`] or more (not indexed): only a needle token that is
+/// certainly whole and short can skip such a granule. Metadata terms
+/// always hold `=`, so it names no metadata.
+pub const LONG_TOKEN_MARKER: &str = "_long";
+/// Name under which the line analyzer is registered in every index.
+pub const LINE_TOKENIZER: &str = "sightline_line";
+
+/// The fields of a block index.
+#[derive(Clone)]
+pub struct IndexFields {
+    /// The schema holding them.
+    pub schema: Schema,
+    /// Granule number (fast field).
+    pub granule: Field,
+    /// Tokens of the lines.
+    pub line: Field,
+    /// `name=value` of structured metadata, untokenized.
+    pub meta: Field,
+}
+
+/// The block index schema.
+pub fn index_fields() -> IndexFields {
+    let mut b = Schema::builder();
+    let granule = b.add_u64_field("granule", FAST);
+    let line_opts = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(LINE_TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let line = b.add_text_field("line", line_opts);
+    let meta_opts = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let meta = b.add_text_field("meta", meta_opts);
+    IndexFields {
+        schema: b.build(),
+        granule,
+        line,
+        meta,
+    }
+}
+
+/// The analyzer for lines and needles: alphanumeric runs, lower-cased,
+/// tokens of [`MAX_TOKEN_BYTES`] or more dropped.
+pub fn line_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
+        .filter(LowerCaser)
+        .build()
+}
+
+/// Registers the analyzer on an opened or created index.
+pub fn register_analyzers(index: &Index) {
+    index.tokenizers().register(LINE_TOKENIZER, line_analyzer());
+}
+
+/// Creates an empty index in `dir`.
+pub fn create_index(dir: &Path, fields: &IndexFields) -> Result<Index> {
+    std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create dir", dir, e))?;
+    let index = Index::create_in_dir(dir, fields.schema.clone()).map_err(|e| tantivy_err(dir, e))?;
+    register_analyzers(&index);
+    Ok(index)
+}
+
+/// Opens the index in `dir`.
+pub fn open_index(dir: &Path) -> Result<Index> {
+    let index = Index::open_in_dir(dir).map_err(|e| tantivy_err(dir, e))?;
+    register_analyzers(&index);
+    Ok(index)
+}
+
+/// Wraps a tantivy error with the index directory.
+pub fn tantivy_err(dir: &Path, e: tantivy::TantivyError) -> StorageError {
+    StorageError::CorruptBlock {
+        block: dir.display().to_string(),
+        reason: format!("full-text index: {e}"),
+    }
+}
+
+/// How one needle token constrains a matching line's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenNeed {
+    /// A whole token.
+    Exact(String),
+    /// The start of a token.
+    Prefix(String),
+    /// The end of a token.
+    Suffix(String),
+    /// Somewhere inside a token.
+    Infix(String),
+}
+
+/// What `needle` requires of the tokens of every line containing it.
+pub fn needle_tokens(needle: &str) -> Vec<TokenNeed> {
+    let mut analyzer = line_analyzer();
+    let mut stream = analyzer.token_stream(needle);
+    let mut out = Vec::new();
+    while stream.advance() {
+        let t = stream.token();
+        let left_bounded = t.offset_from > 0;
+        let right_bounded = t.offset_to < needle.len();
+        let text = t.text.clone();
+        out.push(match (left_bounded, right_bounded) {
+            (true, true) => TokenNeed::Exact(text),
+            (true, false) => TokenNeed::Prefix(text),
+            (false, true) => TokenNeed::Suffix(text),
+            (false, false) => TokenNeed::Infix(text),
+        });
+    }
+    out
+}
+
+/// A tantivy query selecting every granule that may contain all of
+/// `needles` as substrings of a line; `None` when the needles give the
+/// index nothing to look up (every granule is a candidate).
+///
+/// Exact and prefix tokens are always used; a suffix or infix token (a
+/// scan of the term dictionary) only when its needle has nothing better.
+pub fn granule_query(fields: &IndexFields, needles: &[String]) -> Option<Box<dyn Query>> {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for needle in needles {
+        let tokens = needle_tokens(needle);
+        let cheap: Vec<&TokenNeed> = tokens
+            .iter()
+            .filter(|t| matches!(t, TokenNeed::Exact(_) | TokenNeed::Prefix(_)))
+            .collect();
+        let chosen: Vec<&TokenNeed> = if cheap.is_empty() {
+            // Tokens are alphanumeric, so they need no regex escaping; a
+            // very short one would match most of the dictionary.
+            tokens.iter().filter(|t| token_text(t).len() >= 3).take(1).collect()
+        } else {
+            cheap
+        };
+        for t in chosen {
+            let q: Box<dyn Query> = match t {
+                TokenNeed::Exact(s) => Box::new(TermQuery::new(
+                    Term::from_field_text(fields.line, s),
+                    IndexRecordOption::Basic,
+                )),
+                // The line's token may be a long one that was not indexed.
+                TokenNeed::Prefix(s) => or_long(fields, regex_query(&format!("{s}.*"), fields.line)?),
+                TokenNeed::Suffix(s) => or_long(fields, regex_query(&format!(".*{s}"), fields.line)?),
+                TokenNeed::Infix(s) => or_long(fields, regex_query(&format!(".*{s}.*"), fields.line)?),
+            };
+            clauses.push((Occur::Must, q));
+        }
+    }
+    match clauses.len() {
+        0 => None,
+        _ => Some(Box::new(BooleanQuery::new(clauses))),
+    }
+}
+
+/// True when `line` may hold a token of [`MAX_TOKEN_BYTES`] or more
+/// (conservatively: every non-ASCII byte counts as part of a token).
+pub fn has_long_token(line: &str) -> bool {
+    let mut run = 0usize;
+    for &b in line.as_bytes() {
+        if b.is_ascii_alphanumeric() || b >= 0x80 {
+            run += 1;
+            if run >= MAX_TOKEN_BYTES {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// A query for granules holding structured metadata `name=value`.
+pub fn metadata_query(fields: &IndexFields, name: &str, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(fields.meta, &format!("{name}={value}")),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn or_long(fields: &IndexFields, q: Box<dyn Query>) -> Box<dyn Query> {
+    let marker = Box::new(TermQuery::new(
+        Term::from_field_text(fields.meta, LONG_TOKEN_MARKER),
+        IndexRecordOption::Basic,
+    ));
+    Box::new(BooleanQuery::new(vec![(Occur::Should, q), (Occur::Should, marker)]))
+}
+
+fn token_text(t: &TokenNeed) -> &str {
+    match t {
+        TokenNeed::Exact(s) | TokenNeed::Prefix(s) | TokenNeed::Suffix(s) | TokenNeed::Infix(s) => s,
+    }
+}
+
+fn regex_query(pattern: &str, field: Field) -> Option<Box<dyn Query>> {
+    // Tokens are lower-cased alphanumerics: the pattern is always valid, and
+    // if it were not, looking nothing up is the safe answer.
+    RegexQuery::from_pattern(pattern, field)
+        .ok()
+        .map(|q| Box::new(q) as Box<dyn Query>)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needle_tokens_say_what_is_certain() {
+        use TokenNeed::*;
+        assert_eq!(
+            needle_tokens("user=Alice id=42"),
+            vec![
+                Suffix("user".into()),
+                Exact("alice".into()),
+                Exact("id".into()),
+                Prefix("42".into())
+            ]
+        );
+        assert_eq!(needle_tokens("rror"), vec![Infix("rror".into())]);
+        assert_eq!(needle_tokens(" timeout "), vec![Exact("timeout".into())]);
+        assert_eq!(needle_tokens("::"), vec![]);
+    }
+}

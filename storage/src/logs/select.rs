@@ -1,0 +1,60 @@
+//! What a log read asks for, and the checks every source applies the same
+//! way (head, blocks being written, blocks on disk).
+
+use crate::matcher::Matcher;
+
+use super::model::StreamKey;
+
+/// A read of log entries.
+#[derive(Debug, Clone)]
+pub struct LogSelect {
+    /// Only this tenant's streams.
+    pub tenant: String,
+    /// Stream label matchers; all must match (a missing label is "").
+    pub matchers: Vec<Matcher>,
+    /// First nanosecond included.
+    pub start: i64,
+    /// First nanosecond excluded.
+    pub end: i64,
+    /// Every returned line contains each of these, case-sensitively (the
+    /// leading `|=` filters of a LogQL query; blocks answer them from
+    /// their full-text index).
+    pub contains: Vec<String>,
+    /// Stop with [`crate::StorageError::LimitExceeded`] once this many
+    /// bytes of lines were read (0: no limit).
+    pub max_bytes: u64,
+}
+
+impl LogSelect {
+    /// A read of every entry of `tenant`'s streams matching `matchers` in
+    /// `[start, end)`.
+    pub fn new(tenant: impl Into<String>, matchers: Vec<Matcher>, start: i64, end: i64) -> Self {
+        LogSelect {
+            tenant: tenant.into(),
+            matchers,
+            start,
+            end,
+            contains: Vec::new(),
+            max_bytes: 0,
+        }
+    }
+
+    /// True when the stream belongs to the tenant and its labels match.
+    pub fn matches_stream(&self, key: &StreamKey) -> bool {
+        key.tenant == self.tenant
+            && self
+                .matchers
+                .iter()
+                .all(|m| m.matches(key.labels.get(&m.name).unwrap_or("")))
+    }
+
+    /// True when `line` contains every needle.
+    pub fn matches_line(&self, line: &str) -> bool {
+        self.contains.iter().all(|n| line.contains(n.as_str()))
+    }
+
+    /// True when `[min_t, max_t]` overlaps the range.
+    pub fn overlaps(&self, min_t: i64, max_t: i64) -> bool {
+        min_t < self.end && max_t >= self.start
+    }
+}

@@ -1,0 +1,338 @@
+//! LogDb tests: durability, limits, and index-served reads agreeing with
+//! scans.
+
+use super::*;
+use crate::matcher::{MatchOp, Matcher};
+
+fn opts(dir: &std::path::Path) -> LogDbOptions {
+    let mut o = LogDbOptions::new(dir);
+    o.wal_fsync = false;
+    o
+}
+
+fn push(tenant: &str, labels: &[(&str, &str)], entries: Vec<LogEntry>) -> LogPush {
+    LogPush {
+        tenant: tenant.into(),
+        streams: vec![(
+            labels.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            entries,
+        )],
+    }
+}
+
+fn all(db: &LogDb, tenant: &str) -> Vec<(String, Vec<(i64, String)>)> {
+    let q = LogSelect::new(tenant, vec![], 0, i64::MAX);
+    flat(db.select(&q).expect("select"))
+}
+
+fn flat(streams: Vec<LogStream>) -> Vec<(String, Vec<(i64, String)>)> {
+    streams
+        .into_iter()
+        .map(|s| {
+            (
+                s.key.labels.to_string(),
+                s.entries.into_iter().map(|e| (e.ts, e.line)).collect(),
+            )
+        })
+        .collect()
+}
+
+fn t0() -> i64 {
+    now_ns() - 3_600_000_000_000
+}
+
+#[test]
+fn pushes_are_read_back_from_head_blocks_and_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = t0();
+    let expected;
+    {
+        let db = LogDb::open(opts(dir.path())).expect("open");
+        let r = db
+            .push_blocking(push(
+                "t1",
+                &[("app", "mail"), ("site", "dc1")],
+                vec![LogEntry::new(base + 2, "second"), LogEntry::new(base + 1, "first")],
+            ))
+            .expect("push");
+        assert_eq!((r.stored, r.rejected), (2, 0));
+        db.push_blocking(push(
+            "t2",
+            &[("app", "mail")],
+            vec![LogEntry::new(base, "other tenant")],
+        ))
+        .expect("push");
+        expected = all(&db, "t1");
+        assert_eq!(
+            expected,
+            vec![(
+                "{app=\"mail\", site=\"dc1\"}".to_string(),
+                vec![(base + 1, "first".into()), (base + 2, "second".into())]
+            )]
+        );
+        db.flush().expect("flush");
+        assert_eq!(all(&db, "t1"), expected, "same answer from a block");
+        db.push_blocking(push(
+            "t1",
+            &[("app", "mail"), ("site", "dc1")],
+            vec![LogEntry::new(base + 3, "third")],
+        ))
+        .expect("push");
+    }
+    // Dropped without close: the third line lives only in the WAL.
+    let db = LogDb::open(opts(dir.path())).expect("reopen");
+    let mut want = expected[0].1.clone();
+    want.push((base + 3, "third".into()));
+    assert_eq!(all(&db, "t1")[0].1, want);
+    assert_eq!(all(&db, "t2")[0].1, vec![(base, "other tenant".into())]);
+}
+
+#[test]
+fn a_retried_push_is_stored_once_even_after_a_flush_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = t0();
+    let p = push(
+        "t",
+        &[("app", "a")],
+        vec![
+            LogEntry::new(base, "x"),
+            LogEntry::new(base, "x"),
+            LogEntry::new(base, "y"),
+        ],
+    );
+    let db = LogDb::open(opts(dir.path())).expect("open");
+    let r = db.push_blocking(p.clone()).expect("push");
+    assert_eq!((r.stored, r.duplicates), (2, 1));
+    let r = db.push_blocking(p.clone()).expect("retry");
+    assert_eq!((r.stored, r.duplicates), (0, 3));
+    db.flush().expect("flush");
+    db.push_blocking(p).expect("retry after flush");
+    drop(db);
+    let db = LogDb::open(opts(dir.path())).expect("reopen");
+    assert_eq!(all(&db, "t")[0].1, vec![(base, "x".into()), (base, "y".into())]);
+}
+
+#[test]
+fn invalid_entries_are_refused_with_reasons_and_valid_ones_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = opts(dir.path());
+    o.limits.max_line_bytes = 10;
+    o.limits.max_streams_per_tenant = 2;
+    let db = LogDb::open(o).expect("open");
+    let now = now_ns();
+    let r = db
+        .push_blocking(push(
+            "t",
+            &[("app", "a")],
+            vec![
+                LogEntry::new(now, "ok"),
+                LogEntry::new(now, "this line is too long"),
+                LogEntry::new(now - 8 * 24 * 3_600_000_000_000, "old"),
+                LogEntry::new(now + 3_600_000_000_000, "future"),
+            ],
+        ))
+        .expect("push");
+    assert_eq!((r.stored, r.rejected), (1, 3));
+    let why = r.first_rejection.expect("a reason");
+    assert!(why.contains("max entry size '10' bytes exceeded"), "{why}");
+    let r = db
+        .push_blocking(push("t", &[("bad-name", "x")], vec![LogEntry::new(now, "x")]))
+        .expect("push");
+    assert!(
+        r.first_rejection
+            .expect("reason")
+            .contains("invalid label name \"bad-name\"")
+    );
+    let r = db
+        .push_blocking(push("t", &[], vec![LogEntry::new(now, "x")]))
+        .expect("push");
+    assert!(r.first_rejection.expect("reason").contains("at least one label"));
+    let r = db
+        .push_blocking(push(
+            "t",
+            &[("app", "old")],
+            vec![LogEntry::new(now - 8 * 24 * 3_600_000_000_000, "x")],
+        ))
+        .expect("push");
+    assert!(r.first_rejection.expect("reason").contains("timestamp too old"));
+    db.push_blocking(push("t", &[("app", "b")], vec![LogEntry::new(now, "x")]))
+        .expect("push");
+    let r = db
+        .push_blocking(push("t", &[("app", "c")], vec![LogEntry::new(now, "x")]))
+        .expect("push");
+    assert!(r.first_rejection.expect("reason").contains("max_streams_per_tenant"));
+    assert_eq!(all(&db, "t").len(), 2);
+}
+
+#[test]
+fn selectors_and_time_ranges_narrow_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = LogDb::open(opts(dir.path())).expect("open");
+    let base = t0();
+    for (app, n) in [("a", 3), ("b", 2)] {
+        let entries = (0..n).map(|i| LogEntry::new(base + i, format!("{app} {i}"))).collect();
+        db.push_blocking(push("t", &[("app", app)], entries)).expect("push");
+    }
+    db.flush().expect("flush");
+    let m = Matcher::new(MatchOp::Regex, "app", "a|z").expect("matcher");
+    let q = LogSelect::new("t", vec![m], base + 1, base + 3);
+    let got = flat(db.select(&q).expect("select"));
+    assert_eq!(
+        got,
+        vec![(
+            "{app=\"a\"}".into(),
+            vec![(base + 1, "a 1".into()), (base + 2, "a 2".into())]
+        )]
+    );
+    let keys = db.stream_keys(&LogSelect::new("t", vec![], base, base + 10));
+    assert_eq!(keys.len(), 2);
+}
+
+/// Lines in the shapes real logs have, from a small vocabulary so that
+/// needles hit often.
+fn random_line(rng: &mut fastrand_like::Rng) -> String {
+    const WORDS: &[&str] = &[
+        "error",
+        "Error",
+        "timeout",
+        "user=alice",
+        "user=bob",
+        "id=42",
+        "id=421",
+        "GET",
+        "/api/v1/push",
+        "200",
+        "503",
+        "conn",
+        "connection",
+        "reset",
+        "by",
+        "peer",
+        "ß",
+        "ünïcode",
+        "a1b2c3",
+        "x",
+        "::1",
+        "[warn]",
+    ];
+    let n = 1 + rng.below(8);
+    let mut words: Vec<String> = (0..n).map(|_| WORDS[rng.below(WORDS.len())].to_string()).collect();
+    if rng.below(50) == 0 {
+        words.push("z".repeat(200)); // a token too long to index
+    }
+    let sep = [" ", " ", "=", ",", "-"][rng.below(5)];
+    words.join(sep)
+}
+
+/// A tiny deterministic generator (no extra dependency for the storage
+/// crate's tests).
+mod fastrand_like {
+    pub struct Rng(pub u64);
+    impl Rng {
+        pub fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+}
+
+#[test]
+fn index_served_line_filters_agree_with_a_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = LogDb::open(opts(dir.path())).expect("open");
+    let mut rng = fastrand_like::Rng(0x9e37_79b9_7f4a_7c15);
+    let base = t0();
+    let mut lines = Vec::new();
+    for s in 0..5 {
+        let entries: Vec<LogEntry> = (0..700)
+            .map(|i| {
+                let line = random_line(&mut rng);
+                lines.push(line.clone());
+                LogEntry::new(base + i, line)
+            })
+            .collect();
+        db.push_blocking(push("t", &[("stream", &s.to_string())], entries))
+            .expect("push");
+    }
+    db.flush().expect("flush");
+    let everything = db.select(&LogSelect::new("t", vec![], 0, i64::MAX)).expect("select");
+    let mut needles: Vec<String> = vec![
+        "error".into(),
+        "rror".into(),
+        "user=alice".into(),
+        "id=42 ".into(),
+        "=42".into(),
+        "a1b2".into(),
+        "zzzzz".into(),
+        "ÜNÏ".into(),
+        "ünïcode".into(),
+        "peer".into(),
+        " by ".into(),
+        "nothing-like-this".into(),
+    ];
+    for _ in 0..60 {
+        // Random substrings of real lines, cut at char boundaries.
+        let l = &lines[rng.below(lines.len())];
+        let chars: Vec<char> = l.chars().collect();
+        let a = rng.below(chars.len());
+        let b = a + 1 + rng.below(chars.len() - a);
+        needles.push(chars[a..b].iter().collect());
+    }
+    for needle in needles {
+        let mut q = LogSelect::new("t", vec![], 0, i64::MAX);
+        q.contains = vec![needle.clone()];
+        let served = flat(db.select(&q).expect("select"));
+        let scanned: Vec<(String, Vec<(i64, String)>)> = flat(
+            everything
+                .iter()
+                .map(|s| LogStream {
+                    key: s.key.clone(),
+                    entries: s.entries.iter().filter(|e| e.line.contains(&needle)).cloned().collect(),
+                })
+                .filter(|s| !s.entries.is_empty())
+                .collect(),
+        );
+        assert_eq!(served, scanned, "needle {needle:?}");
+    }
+}
+
+#[test]
+fn small_blocks_are_merged_and_old_ones_expire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = opts(dir.path());
+    o.compaction_fan_in = 3;
+    let db = LogDb::open(o.clone()).expect("open");
+    let base = t0();
+    for i in 0..3 {
+        db.push_blocking(push(
+            "t",
+            &[("app", "a")],
+            vec![LogEntry::new(base + i, format!("line {i}"))],
+        ))
+        .expect("push");
+        db.flush().expect("flush");
+    }
+    let before = all(&db, "t");
+    assert_eq!(db.block_metas().len(), 3);
+    db.maintain().expect("maintain");
+    let metas = db.block_metas();
+    assert_eq!(metas.len(), 1, "merged");
+    assert_eq!(metas[0].sources.len(), 3);
+    assert_eq!(all(&db, "t"), before);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("blocks")).expect("ls").count(),
+        1,
+        "sources deleted"
+    );
+    drop(db);
+    o.retention = Duration::from_secs(60);
+    let db = LogDb::open(o).expect("reopen");
+    db.maintain().expect("maintain");
+    assert!(
+        db.block_metas().is_empty(),
+        "an hour-old block is past a minute's retention"
+    );
+    assert!(all(&db, "t").is_empty());
+}
