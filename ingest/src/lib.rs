@@ -1,7 +1,9 @@
-//! Sightline ingest: the protocol front doors for metrics.
+//! Sightline ingest: the protocol front doors for metrics and logs.
 //!
 //! - Prometheus remote write 1.0 and 2.0 at `POST /api/v1/write`
 //! - OTLP metrics over HTTP (`POST /v1/metrics`, protobuf or JSON) and gRPC
+//! - Loki push at `POST /loki/api/v1/push` (protobuf or JSON), through
+//!   [`logstore::LogIngest`] into log storage
 //!
 //! Every door decodes, validates and converts its input to
 //! [`SeriesSamples`], then hands it to [`IngestState::store`], which writes
@@ -10,6 +12,8 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod logstore;
+pub mod loki;
 pub mod otlp;
 pub mod remote_write;
 pub mod stats;
@@ -168,6 +172,15 @@ impl IngestState {
         self.stats.samples_accepted.fetch_add(accepted, Ordering::Relaxed);
         Ok(StoreOutcome { accepted, problems })
     }
+}
+
+/// The HTTP routes of the log front doors (Loki push).
+pub fn logs_router(state: logstore::LogIngest) -> Router {
+    let limit = state.opts.max_request_bytes;
+    Router::new()
+        .route("/loki/api/v1/push", post(loki::push))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
 }
 
 /// The HTTP routes of the ingest tier (remote write, OTLP HTTP).

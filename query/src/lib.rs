@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod gotemplate;
 pub mod params;
 pub mod promql;
 pub mod selector;

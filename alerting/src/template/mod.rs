@@ -6,14 +6,10 @@
 //! {{ $labels.instance }} is down ({{ $value | humanizePercentage }})
 //! ```
 
-mod exec;
 mod funcs;
-pub mod gofmt;
-mod parse;
-mod value;
 
-pub use parse::ParseError;
-pub use value::Value;
+use sightline_query::gotemplate::{CallError, Functions};
+pub use sightline_query::gotemplate::{ParseError, Value, gofmt};
 
 /// What a template may ask of its surroundings.
 pub trait Env {
@@ -39,41 +35,32 @@ impl Env for NoQueries {
     }
 }
 
-/// A parsed template.
-#[derive(Debug, Clone)]
-pub struct Template {
-    name: String,
-    nodes: Vec<parse::Node>,
-}
-
 /// The variables Prometheus defines before every alert template.
 pub const ALERT_PRELUDE: &str =
     "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
+/// A parsed alert template: Go's syntax with Prometheus' functions.
+#[derive(Debug, Clone)]
+pub struct Template(sightline_query::gotemplate::Template);
+
+/// Prometheus' template functions over an [`Env`].
+struct PromFunctions<'a>(&'a mut dyn Env);
+
+impl Functions for PromFunctions<'_> {
+    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, CallError> {
+        funcs::call(name, args, self.0)
+    }
+}
+
 impl Template {
     /// Parses `text`; `name` appears in error messages.
     pub fn parse(name: &str, text: &str) -> Result<Template, String> {
-        let nodes = parse::parse(text).map_err(|e| format!("template: {name}:{}: {}", e.line, e.message))?;
-        if let Some((line, f)) = parse::unknown_function(&nodes, &|n| funcs::NAMES.contains(&n)) {
-            return Err(format!("template: {name}:{line}: function {f:?} not defined"));
-        }
-        Ok(Template {
-            name: name.to_string(),
-            nodes,
-        })
+        sightline_query::gotemplate::Template::parse(name, text, &|n| funcs::NAMES.contains(&n)).map(Template)
     }
 
     /// Renders with `data` as `.` and `$`.
     pub fn render(&self, data: &Value, env: &mut dyn Env) -> Result<String, String> {
-        let mut ex = exec::Exec {
-            env,
-            name: self.name.clone(),
-            root: data.clone(),
-            vars: Vec::new(),
-            out: String::new(),
-        };
-        ex.run(&self.nodes, data)?;
-        Ok(ex.out)
+        self.0.render(data, &mut PromFunctions(env))
     }
 }
 

@@ -2,11 +2,10 @@
 //! variables, truth, `range` over lists and maps, and `and`/`or`
 //! evaluating only as far as needed.
 
-use super::Env;
-use super::funcs;
 use super::gofmt::fmt_v;
 use super::parse::{Node, Operand, Pipeline};
 use super::value::Value;
+use super::{CallError, Functions, builtins};
 
 enum Flow {
     Normal,
@@ -15,7 +14,7 @@ enum Flow {
 }
 
 pub(super) struct Exec<'e> {
-    pub env: &'e mut dyn Env,
+    pub funcs: &'e mut dyn Functions,
     pub name: String,
     pub root: Value,
     pub vars: Vec<(String, Value)>,
@@ -28,6 +27,19 @@ impl Exec<'_> {
             "template: {name}:{line}: executing \"{name}\" at <{at}>: {msg}",
             name = self.name
         ))
+    }
+
+    fn call(&mut self, line: usize, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        let result = if builtins::NAMES.contains(&name) {
+            builtins::call(name, args)
+        } else {
+            self.funcs.call(name, args)
+        };
+        match result {
+            Ok(v) => Ok(v),
+            Err(CallError::Unknown) => self.fail(line, name, format!("function \"{name}\" not defined")),
+            Err(CallError::Failed(msg)) => self.fail(line, name, format!("error calling {name}: {msg}")),
+        }
     }
 
     pub fn run(&mut self, nodes: &[Node], dot: &Value) -> Result<(), String> {
@@ -161,11 +173,7 @@ impl Exec<'_> {
                 args.push(self.operand(line, a, dot)?);
             }
             args.extend(piped);
-            return match funcs::call(name, args, self.env) {
-                Ok(v) => Ok(v),
-                Err(funcs::CallError::Unknown) => self.fail(line, name, format!("function \"{name}\" not defined")),
-                Err(funcs::CallError::Failed(msg)) => self.fail(line, name, format!("error calling {name}: {msg}")),
-            };
+            return self.call(line, name, args);
         }
         if cmd.len() > 1 || piped.is_some() {
             return self.fail(line, "", "can't give argument to non-function");
@@ -210,11 +218,7 @@ impl Exec<'_> {
         let (base, fields) = match op {
             Operand::Const(v) => return Ok(v.clone()),
             Operand::Func(name) => {
-                return match funcs::call(name, Vec::new(), self.env) {
-                    Ok(v) => Ok(v),
-                    Err(funcs::CallError::Unknown) => self.fail(line, name, format!("function \"{name}\" not defined")),
-                    Err(funcs::CallError::Failed(msg)) => self.fail(line, name, format!("error calling {name}: {msg}")),
-                };
+                return self.call(line, name, Vec::new());
             }
             Operand::Dot(fields) => (dot.clone(), fields),
             Operand::Var(name, fields) => {
