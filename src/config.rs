@@ -39,6 +39,46 @@ pub struct FileConfig {
     pub rules: RulesSection,
     /// The memory of what should be reporting.
     pub inventory: InventorySection,
+    /// Log storage, ingest limits and LogQL limits.
+    pub logs: LogsSection,
+}
+
+/// `logs:` (Loki's limit names in parentheses).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsSection {
+    /// How long log blocks are kept (default: `storage.retention`).
+    pub retention: Option<String>,
+    /// fsync the logs WAL before acknowledging (default true).
+    pub wal_fsync: Option<bool>,
+    /// Bytes of lines in memory that trigger a cut to a block.
+    pub head_max_bytes: Option<u64>,
+    /// Head age that triggers a cut, e.g. `15m`.
+    pub head_max_age: Option<String>,
+    /// Longest line accepted (`max_line_size`).
+    pub max_line_bytes: Option<usize>,
+    /// Labels per stream (`max_label_names_per_series`).
+    pub max_labels_per_stream: Option<usize>,
+    /// Active streams per tenant (`max_global_streams_per_user`).
+    pub max_streams_per_tenant: Option<usize>,
+    /// Entries older than this are refused (`reject_old_samples_max_age`).
+    pub reject_older_than: Option<String>,
+    /// Entries this far ahead of the clock are refused (`creation_grace_period`).
+    pub future_tolerance: Option<String>,
+    /// Sustained bytes/s per tenant, 0 for none (`ingestion_rate_mb`).
+    pub ingestion_rate_bytes: Option<u64>,
+    /// Burst bytes per tenant (`ingestion_burst_size_mb`).
+    pub ingestion_burst_bytes: Option<u64>,
+    /// Largest push body in bytes.
+    pub max_request_bytes: Option<usize>,
+    /// Largest `limit` of a log query (`max_entries_limit_per_query`).
+    pub max_entries_per_query: Option<usize>,
+    /// Series one metric query may produce (`max_query_series`).
+    pub max_series_per_query: Option<usize>,
+    /// Bytes of lines one query may read, 0 for no limit.
+    pub max_bytes_scanned: Option<u64>,
+    /// Longest a LogQL query may run, e.g. `2m`.
+    pub query_timeout: Option<String>,
 }
 
 /// `inventory:`
@@ -209,6 +249,19 @@ pub struct Config {
     pub query: sightline_query::promql::EngineOptions,
     /// Rules and alert delivery.
     pub rules: RulesConfig,
+    /// Logs.
+    pub logs: LogsConfig,
+}
+
+/// Log settings, checked.
+#[derive(Debug, Clone)]
+pub struct LogsConfig {
+    /// Storage.
+    pub db: sightline_storage::logs::LogDbOptions,
+    /// Push limits.
+    pub ingest: sightline_ingest::logstore::LogIngestOptions,
+    /// Query limits.
+    pub query: sightline_query::logql::LogqlLimits,
 }
 
 /// Rule evaluation settings, checked.
@@ -439,6 +492,7 @@ impl Config {
             &file.inventory,
             http_listen,
         )?;
+        let logs = resolve_logs(&file.logs, &data_dir, storage.retention)?;
         Ok(Config {
             data_dir,
             http_listen,
@@ -447,8 +501,45 @@ impl Config {
             ingest,
             query,
             rules,
+            logs,
         })
     }
+}
+
+fn resolve_logs(l: &LogsSection, data_dir: &std::path::Path, retention: Duration) -> anyhow::Result<LogsConfig> {
+    let dur = |name: &str, v: Option<&str>, d: Duration| -> anyhow::Result<Duration> {
+        v.map_or(Ok(d), |s| parse_duration(s).with_context(|| format!("logs.{name}")))
+    };
+    let mut db = sightline_storage::logs::LogDbOptions::new(data_dir.join("logs"));
+    db.retention = dur("retention", l.retention.as_deref(), retention)?;
+    db.wal_fsync = l.wal_fsync.unwrap_or(db.wal_fsync);
+    db.head_max_bytes = l.head_max_bytes.unwrap_or(db.head_max_bytes);
+    db.head_max_age = dur("head_max_age", l.head_max_age.as_deref(), db.head_max_age)?;
+    let lim = &mut db.limits;
+    lim.max_line_bytes = l.max_line_bytes.unwrap_or(lim.max_line_bytes);
+    lim.max_labels_per_stream = l.max_labels_per_stream.unwrap_or(lim.max_labels_per_stream);
+    lim.max_streams_per_tenant = l.max_streams_per_tenant.unwrap_or(lim.max_streams_per_tenant);
+    lim.max_age = dur("reject_older_than", l.reject_older_than.as_deref(), lim.max_age)?;
+    lim.future_tolerance = dur("future_tolerance", l.future_tolerance.as_deref(), lim.future_tolerance)?;
+    if db.retention.is_zero() || db.head_max_bytes == 0 || lim.max_line_bytes == 0 {
+        bail!("logs.retention, logs.head_max_bytes and logs.max_line_bytes must be positive");
+    }
+    let mut ingest = sightline_ingest::logstore::LogIngestOptions::default();
+    ingest.rate_bytes_per_sec = l.ingestion_rate_bytes.unwrap_or(ingest.rate_bytes_per_sec);
+    ingest.burst_bytes = l.ingestion_burst_bytes.unwrap_or(ingest.burst_bytes);
+    ingest.max_request_bytes = l.max_request_bytes.unwrap_or(ingest.max_request_bytes);
+    if ingest.max_request_bytes == 0 {
+        bail!("logs.max_request_bytes must be positive");
+    }
+    let mut query = sightline_query::logql::LogqlLimits::default();
+    query.max_entries = l.max_entries_per_query.unwrap_or(query.max_entries);
+    query.max_series = l.max_series_per_query.unwrap_or(query.max_series);
+    query.max_bytes_scanned = l.max_bytes_scanned.unwrap_or(query.max_bytes_scanned);
+    query.timeout = dur("query_timeout", l.query_timeout.as_deref(), query.timeout)?;
+    if query.timeout.is_zero() {
+        bail!("logs.query_timeout must be positive");
+    }
+    Ok(LogsConfig { db, ingest, query })
 }
 
 fn resolve_rules(

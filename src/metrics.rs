@@ -12,6 +12,93 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Log ingest and log storage figures.
+fn render_logs(out: &mut String, logs: &sightline_ingest::logstore::LogIngest) {
+    let st = logs.db.stats();
+    let ing = &logs.stats;
+    let counters: [(&str, &str, u64); 10] = [
+        (
+            "sightline_logs_entries_stored_total",
+            "Log entries stored.",
+            st.entries_stored.get(),
+        ),
+        (
+            "sightline_logs_bytes_stored_total",
+            "Bytes of log lines and metadata stored.",
+            st.bytes_stored.get(),
+        ),
+        (
+            "sightline_logs_entries_duplicate_total",
+            "Log entries pushed again (retries) and stored once.",
+            st.entries_duplicate.get(),
+        ),
+        (
+            "sightline_logs_entries_rejected_total",
+            "Log entries refused by validation or limits.",
+            st.entries_rejected.get(),
+        ),
+        (
+            "sightline_logs_entries_rate_limited_total",
+            "Log entries refused by the per-tenant rate limit.",
+            ing.rate_limited_entries.load(Ordering::Relaxed),
+        ),
+        (
+            "sightline_logs_push_requests_total",
+            "Log push requests answered 2xx.",
+            ing.requests_ok.load(Ordering::Relaxed),
+        ),
+        (
+            "sightline_logs_push_requests_failed_total",
+            "Log push requests answered with an error.",
+            ing.requests_failed.load(Ordering::Relaxed),
+        ),
+        (
+            "sightline_logs_head_flushes_total",
+            "Log heads cut into blocks.",
+            st.head_flushes.get(),
+        ),
+        (
+            "sightline_logs_compactions_total",
+            "Log block merges.",
+            st.compactions.get(),
+        ),
+        (
+            "sightline_logs_retention_deletions_total",
+            "Log blocks deleted by retention.",
+            st.retention_deletions.get(),
+        ),
+    ];
+    for (name, help, v) in counters {
+        single(out, name, "counter", help, v);
+    }
+    let gauges: [(&str, &str, u64); 5] = [
+        (
+            "sightline_logs_head_entries",
+            "Log entries in memory.",
+            st.head_entries.get(),
+        ),
+        (
+            "sightline_logs_head_bytes",
+            "Bytes of log lines in memory.",
+            st.head_bytes.get(),
+        ),
+        ("sightline_logs_blocks", "Log blocks open.", st.blocks.get()),
+        (
+            "sightline_logs_block_bytes",
+            "Bytes of log block files (data and index).",
+            st.block_bytes.get(),
+        ),
+        (
+            "sightline_logs_wal_bytes",
+            "Bytes of logs WAL segments.",
+            st.wal.wal_bytes.get(),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        single(out, name, "gauge", help, v);
+    }
+}
+
 fn single(out: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
     family(out, name, kind, help);
     let _ = writeln!(out, "{name} {v}");
@@ -158,8 +245,14 @@ fn escape(s: &str) -> String {
 }
 
 /// Renders every metric.
-pub fn render(storage: &StorageStats, ingest: &IngestStats, rules: &crate::rules::Rules) -> String {
+pub fn render(
+    storage: &StorageStats,
+    ingest: &IngestStats,
+    rules: &crate::rules::Rules,
+    logs: &sightline_ingest::logstore::LogIngest,
+) -> String {
     let mut out = String::with_capacity(8192);
+    render_logs(&mut out, logs);
     family(
         &mut out,
         "sightline_ingest_samples_rejected_total",

@@ -13,8 +13,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use sightline_ingest::IngestState;
+use sightline_ingest::logstore::LogIngest;
 use sightline_query::ApiState;
+use sightline_query::loki::LokiState;
 use sightline_storage::Db;
+use sightline_storage::logs::LogDb;
 use tokio::sync::watch;
 
 use crate::config::{Config, Overrides};
@@ -23,6 +26,7 @@ use crate::rules::Rules;
 #[derive(Clone)]
 struct NodeState {
     ingest: IngestState,
+    logs: LogIngest,
     ready: Arc<AtomicBool>,
     rules: Arc<Rules>,
 }
@@ -77,8 +81,25 @@ async fn metrics(State(st): State<NodeState>) -> impl IntoResponse {
     st.ingest.db.refresh_gauges();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        crate::metrics::render(st.ingest.db.stats(), &st.ingest.stats, &st.rules),
+        crate::metrics::render(st.ingest.db.stats(), &st.ingest.stats, &st.rules, &st.logs),
     )
+}
+
+/// Cuts the logs head into blocks when due, applies retention and merges
+/// small blocks, every 10 seconds until shutdown.
+async fn log_maintenance(logs: Arc<LogDb>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let l = logs.clone();
+        match tokio::task::spawn_blocking(move || l.maintain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "log maintenance failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "log maintenance task failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -104,6 +125,18 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .await
         .with_context(|| format!("cannot open storage in {}", cfg.data_dir.display()))?;
     let ingest = IngestState::new(db.clone(), cfg.ingest.clone());
+    let logs_opts = cfg.logs.db.clone();
+    let logs = Arc::new(
+        tokio::task::spawn_blocking(move || LogDb::open(logs_opts))
+            .await
+            .context("log storage open task failed")?
+            .with_context(|| format!("cannot open log storage in {}", cfg.logs.db.dir.display()))?,
+    );
+    let log_ingest = LogIngest::new(logs.clone(), cfg.logs.ingest.clone());
+    let loki_state = LokiState {
+        reader: logs.clone(),
+        limits: Arc::new(cfg.logs.query.clone()),
+    };
     let query_state = ApiState::with_engine(Arc::new(db.clone()), cfg.query.clone()).with_metadata(db.metadata());
     let rules = Arc::new(Rules::start(
         &cfg,
@@ -114,6 +147,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     )?);
     let node = NodeState {
         ingest: ingest.clone(),
+        logs: log_ingest.clone(),
         ready: Arc::new(AtomicBool::new(false)),
         rules: rules.clone(),
     };
@@ -124,6 +158,8 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .route("/metrics", get(metrics))
         .with_state(node.clone())
         .merge(sightline_ingest::router(ingest.clone()))
+        .merge(sightline_ingest::logs_router(log_ingest.clone()))
+        .merge(sightline_query::loki::router(loki_state))
         .merge(sightline_query::router(query_state))
         .merge(sightline_alerting::api::router(rules.manager.clone()))
         .merge(sightline_alerting::api::inventory_router(rules.inventory.clone()));
@@ -143,6 +179,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let maintenance = tokio::spawn(db.clone().run_maintenance(stop_rx.clone()));
+    let log_maintenance = tokio::spawn(log_maintenance(logs.clone(), stop_rx.clone()));
     let notifier = tokio::spawn(rules.notifier.clone().run(stop_rx.clone()));
     let dispatcher = rules
         .alertmanager
@@ -190,7 +227,13 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         let _ = d.await;
     }
     let _ = maintenance.await;
+    let _ = log_maintenance.await;
     db.close().await.context("flushing the head to blocks at shutdown")?;
+    let l = logs.clone();
+    tokio::task::spawn_blocking(move || l.close())
+        .await
+        .context("log flush task failed")?
+        .context("flushing the logs head to blocks at shutdown")?;
     tracing::info!("shutdown complete: all data flushed to blocks");
     Ok(())
 }

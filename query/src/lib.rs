@@ -8,6 +8,8 @@
 
 pub mod api;
 pub mod gotemplate;
+pub mod logql;
+pub mod loki;
 pub mod params;
 pub mod promql;
 pub mod selector;

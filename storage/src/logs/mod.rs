@@ -32,7 +32,7 @@ use crate::wal::{self, Wal, WalAck, WalOptions};
 pub use block::{BlockDirs, LogBlock, LogBlockMeta};
 pub use head::LogHead;
 pub use model::{DEFAULT_TENANT, LogEntry, LogPush, LogStream, StreamKey};
-pub use select::LogSelect;
+pub use select::{LogReader, LogSelect};
 pub use stats::LogStats;
 
 /// Limits on what a push may carry (Loki's names in parentheses).
@@ -553,6 +553,15 @@ impl LogDb {
         let mut v: Vec<_> = self.blocks.read().iter().map(|b| b.meta().clone()).collect();
         v.sort_by_key(|m| (m.min_t, m.id.clone()));
         v
+    }
+}
+
+impl LogReader for LogDb {
+    fn select(&self, q: &LogSelect) -> Result<Vec<LogStream>> {
+        LogDb::select(self, q)
+    }
+    fn stream_keys(&self, q: &LogSelect) -> Vec<Arc<StreamKey>> {
+        LogDb::stream_keys(self, q)
     }
 }
 

@@ -58,3 +58,12 @@ impl LogSelect {
         min_t < self.end && max_t >= self.start
     }
 }
+
+/// What the query side needs of log storage: the narrow read interface,
+/// so a querier can later read blocks from an object store instead.
+pub trait LogReader: Send + Sync {
+    /// Every entry `q` selects, stream by stream, in time order.
+    fn select(&self, q: &LogSelect) -> crate::Result<Vec<super::LogStream>>;
+    /// Keys of the streams `q` selects that have entries in its range.
+    fn stream_keys(&self, q: &LogSelect) -> Vec<std::sync::Arc<StreamKey>>;
+}
