@@ -79,6 +79,25 @@ pub struct LogsSection {
     pub max_bytes_scanned: Option<u64>,
     /// Longest a LogQL query may run, e.g. `2m`.
     pub query_timeout: Option<String>,
+    /// OTLP resource attributes that become stream labels (default:
+    /// Loki's list, `service.name`, `k8s.pod.name`, ...).
+    pub otlp_stream_attributes: Option<Vec<String>>,
+    /// Syslog listeners (off unless an address is given).
+    pub syslog: SyslogSection,
+}
+
+/// `logs.syslog:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogSection {
+    /// TCP address (RFC 6587 octet-counted or newline framing).
+    pub listen_tcp: Option<String>,
+    /// UDP address.
+    pub listen_udp: Option<String>,
+    /// The `job` label of syslog streams (default `syslog`).
+    pub job: Option<String>,
+    /// Tenant of syslog entries (default `fake`).
+    pub tenant: Option<String>,
 }
 
 /// `inventory:`
@@ -262,6 +281,8 @@ pub struct LogsConfig {
     pub ingest: sightline_ingest::logstore::LogIngestOptions,
     /// Query limits.
     pub query: sightline_query::logql::LogqlLimits,
+    /// Syslog listeners, when configured.
+    pub syslog: Option<sightline_ingest::syslog::SyslogOptions>,
 }
 
 /// Rule evaluation settings, checked.
@@ -528,6 +549,9 @@ fn resolve_logs(l: &LogsSection, data_dir: &std::path::Path, retention: Duration
     ingest.rate_bytes_per_sec = l.ingestion_rate_bytes.unwrap_or(ingest.rate_bytes_per_sec);
     ingest.burst_bytes = l.ingestion_burst_bytes.unwrap_or(ingest.burst_bytes);
     ingest.max_request_bytes = l.max_request_bytes.unwrap_or(ingest.max_request_bytes);
+    if let Some(a) = &l.otlp_stream_attributes {
+        ingest.otlp_stream_attributes = a.clone();
+    }
     if ingest.max_request_bytes == 0 {
         bail!("logs.max_request_bytes must be positive");
     }
@@ -539,7 +563,35 @@ fn resolve_logs(l: &LogsSection, data_dir: &std::path::Path, retention: Duration
     if query.timeout.is_zero() {
         bail!("logs.query_timeout must be positive");
     }
-    Ok(LogsConfig { db, ingest, query })
+    let sl = &l.syslog;
+    let tcp = sl
+        .listen_tcp
+        .as_deref()
+        .map(|a| addr("logs.syslog.listen_tcp", a))
+        .transpose()?;
+    let udp = sl
+        .listen_udp
+        .as_deref()
+        .map(|a| addr("logs.syslog.listen_udp", a))
+        .transpose()?;
+    let syslog = (tcp.is_some() || udp.is_some()).then(|| sightline_ingest::syslog::SyslogOptions {
+        tcp,
+        udp,
+        job: sl.job.clone().unwrap_or_else(|| "syslog".into()),
+        tenant: sl
+            .tenant
+            .clone()
+            .unwrap_or_else(|| sightline_storage::logs::DEFAULT_TENANT.into()),
+    });
+    if let Some(t) = &sl.tenant {
+        sightline_ingest::logstore::check_tenant(t).map_err(|e| anyhow::anyhow!("logs.syslog.tenant: {e}"))?;
+    }
+    Ok(LogsConfig {
+        db,
+        ingest,
+        query,
+        syslog,
+    })
 }
 
 fn resolve_rules(

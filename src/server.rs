@@ -180,6 +180,19 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     let (stop_tx, stop_rx) = watch::channel(false);
     let maintenance = tokio::spawn(db.clone().run_maintenance(stop_rx.clone()));
     let log_maintenance = tokio::spawn(log_maintenance(logs.clone(), stop_rx.clone()));
+    let syslog = match cfg.logs.syslog.clone() {
+        Some(opts) => Some(
+            sightline_ingest::syslog::start(log_ingest.clone(), opts.clone(), stop_rx.clone())
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen for syslog on {:?} / {:?} (logs.syslog)",
+                        opts.tcp, opts.udp
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let notifier = tokio::spawn(rules.notifier.clone().run(stop_rx.clone()));
     let dispatcher = rules
         .alertmanager
@@ -199,6 +212,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(sightline_ingest::otlp::grpc_service(ingest.clone()))
+            .add_service(sightline_ingest::otlp::logs::grpc_service(log_ingest.clone()))
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), async move {
                 let _ = grpc_stop.wait_for(|s| *s).await;
             }),
@@ -228,6 +242,9 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     }
     let _ = maintenance.await;
     let _ = log_maintenance.await;
+    if let Some(s) = syslog {
+        let _ = s.await;
+    }
     db.close().await.context("flushing the head to blocks at shutdown")?;
     let l = logs.clone();
     tokio::task::spawn_blocking(move || l.close())

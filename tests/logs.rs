@@ -403,3 +403,92 @@ fn acknowledged_log_pushes_survive_kill_9() {
     );
     assert_eq!(got, acked);
 }
+
+#[test]
+fn syslog_over_tcp_and_udp_from_logger() {
+    let Some(logger) = require_tool("logger", "apt-get install bsdutils") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let (tcp, udp) = (free_port(), free_port());
+    let cfg = tmp.path().join("cfg.yml");
+    std::fs::write(
+        &cfg,
+        format!("logs:\n  syslog:\n    listen_tcp: 127.0.0.1:{tcp}\n    listen_udp: 127.0.0.1:{udp}\n    job: nodes\n"),
+    )
+    .expect("cfg");
+    let srv = Server::start(&data, &["--config", cfg.to_str().expect("path")]);
+    let send = |args: &[&str], msg: &str| {
+        let st = std::process::Command::new(&logger)
+            .args(["--server", "127.0.0.1", "--tag", "mailer", "--id=4242"])
+            .args(args)
+            .arg(msg)
+            .status()
+            .expect("run logger");
+        assert!(st.success(), "logger {args:?} failed");
+    };
+    let tcp_s = tcp.to_string();
+    let udp_s = udp.to_string();
+    send(
+        &[
+            "--tcp",
+            "--port",
+            &tcp_s,
+            "--octet-count",
+            "--rfc5424",
+            "--priority",
+            "mail.err",
+        ],
+        "tcp octet-counted 5424",
+    );
+    send(
+        &["--tcp", "--port", &tcp_s, "--rfc3164", "--priority", "auth.info"],
+        "tcp newline 3164",
+    );
+    send(
+        &[
+            "--udp",
+            "--port",
+            &udp_s,
+            "--rfc5424",
+            "--sd-id",
+            "mail@32473",
+            "--sd-param",
+            "id=\"m-7\"",
+        ],
+        "udp 5424",
+    );
+    let now = now_ns();
+    let got = wait_for("syslog lines queryable", 20, || {
+        let data = query_range(
+            &srv,
+            r#"{job="nodes", app="mailer"}"#,
+            now - 3_600_000_000_000,
+            now + 60_000_000_000,
+            &[],
+        );
+        let lines = lines_in(&data, false);
+        (lines.len() == 3).then_some(data)
+    });
+    let mut lines = lines_in(&got, false);
+    lines.sort();
+    assert_eq!(lines, vec!["tcp newline 3164", "tcp octet-counted 5424", "udp 5424"]);
+    let data = query_range(
+        &srv,
+        r#"{job="nodes"} | severity="error", facility="mail""#,
+        now - 3_600_000_000_000,
+        now + 60_000_000_000,
+        &[],
+    );
+    assert_eq!(lines_of(&data), vec!["tcp octet-counted 5424"]);
+    let data = query_range(
+        &srv,
+        r#"{job="nodes"} | mail_32473_id="m-7""#,
+        now - 3_600_000_000_000,
+        now + 60_000_000_000,
+        &[],
+    );
+    assert_eq!(lines_of(&data), vec!["udp 5424"]);
+    assert_eq!(data["result"][0]["stream"]["procid"], "4242");
+}

@@ -76,3 +76,67 @@ fn python_sdk_metrics_arrive_over_grpc() {
         assert!((got - want).abs() < 1e-9, "{want_series}: got {got}, want {want}");
     }
 }
+
+#[test]
+fn python_sdk_logs_arrive_over_grpc_as_loki_streams() {
+    if require_tool("python3", "apt-get install python3").is_none() {
+        return;
+    }
+    if !python_has_otel() {
+        let hint = "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc";
+        assert!(std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(), "{hint}");
+        eprintln!("SKIPPED: the OpenTelemetry Python SDK is not installed ({hint})");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let srv = Server::start(&tmp.path().join("data"), &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel/send_logs.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(srv.grpc.to_string())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        srv.log_text()
+    );
+    let sent: Vec<String> = serde_json::from_slice(&out.stdout).expect("sent lines as JSON");
+    let now_ns = now_ms() * 1_000_000;
+    let r = client()
+        .get(srv.url("/loki/api/v1/query_range"))
+        .query(&[
+            (
+                "query",
+                r#"{service_name="spam-scanner", k8s_pod_name="pod-7"} | severity_text="WARN""#.to_string(),
+            ),
+            ("start", (now_ns - 600_000_000_000).to_string()),
+            ("end", (now_ns + 60_000_000_000).to_string()),
+            ("direction", "forward".to_string()),
+        ])
+        .send()
+        .expect("query");
+    let body: Value = r.json().expect("json");
+    let mut got: Vec<(i64, String)> = Vec::new();
+    for s in body["data"]["result"].as_array().expect("streams") {
+        assert_eq!(s["stream"]["service_namespace"], "mail");
+        assert_eq!(
+            s["stream"]["host_name"], "node-3",
+            "other resource attributes are structured metadata"
+        );
+        assert!(
+            s["stream"]["mail_id"].as_str().is_some_and(|m| m.starts_with("m-")),
+            "{s}"
+        );
+        for v in s["values"].as_array().expect("values") {
+            got.push((
+                v[0].as_str().expect("ts").parse().expect("ns"),
+                v[1].as_str().expect("line").to_string(),
+            ));
+        }
+    }
+    got.sort();
+    let lines: Vec<String> = got.into_iter().map(|x| x.1).collect();
+    assert_eq!(lines, sent);
+}

@@ -17,6 +17,7 @@ pub mod loki;
 pub mod otlp;
 pub mod remote_write;
 pub mod stats;
+pub mod syslog;
 #[cfg(test)]
 mod testutil;
 
@@ -179,6 +180,7 @@ pub fn logs_router(state: logstore::LogIngest) -> Router {
     let limit = state.opts.max_request_bytes;
     Router::new()
         .route("/loki/api/v1/push", post(loki::push))
+        .route("/v1/logs", post(otlp::logs::handle_http))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

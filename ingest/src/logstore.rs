@@ -29,6 +29,8 @@ pub struct LogIngestOptions {
     pub burst_bytes: u64,
     /// Push requests processed at once; more are answered 429.
     pub max_inflight_requests: usize,
+    /// OTLP resource attributes that become stream labels.
+    pub otlp_stream_attributes: Vec<String>,
 }
 
 impl Default for LogIngestOptions {
@@ -39,6 +41,10 @@ impl Default for LogIngestOptions {
             rate_bytes_per_sec: 64 << 20,
             burst_bytes: 128 << 20,
             max_inflight_requests: 64,
+            otlp_stream_attributes: crate::otlp::logs::DEFAULT_STREAM_ATTRIBUTES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

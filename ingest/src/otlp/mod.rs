@@ -6,6 +6,7 @@
 //! malformed requests are 400 / `INVALID_ARGUMENT`; overload is 429 or
 //! 503 / `UNAVAILABLE`, which exporters retry.
 
+pub mod logs;
 pub mod naming;
 pub mod translate;
 

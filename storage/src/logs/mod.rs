@@ -31,7 +31,7 @@ use crate::wal::{self, Wal, WalAck, WalOptions};
 
 pub use block::{BlockDirs, LogBlock, LogBlockMeta};
 pub use head::LogHead;
-pub use model::{DEFAULT_TENANT, LogEntry, LogPush, LogStream, StreamKey};
+pub use model::{DEFAULT_TENANT, LogEntry, LogPush, LogStream, RawLabels, StreamKey};
 pub use select::{LogReader, LogSelect};
 pub use stats::LogStats;
 
