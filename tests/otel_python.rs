@@ -10,22 +10,27 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn python_has_otel() -> bool {
-    Command::new("python3")
+/// True when python3 and the OpenTelemetry SDK are installed; otherwise
+/// the test is skipped loudly (or fails, under SIGHTLINE_REQUIRE_EXTERNAL).
+fn otel_sdk_available() -> bool {
+    if require_tool("python3", "apt-get install python3").is_none() {
+        return false;
+    }
+    let has_otel = Command::new("python3")
         .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc"])
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    if !has_otel {
+        let hint = "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc";
+        assert!(std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(), "{hint}");
+        eprintln!("SKIPPED: the OpenTelemetry Python SDK is not installed ({hint})");
+    }
+    has_otel
 }
 
 #[test]
 fn python_sdk_metrics_arrive_over_grpc() {
-    if require_tool("python3", "apt-get install python3").is_none() {
-        return;
-    }
-    if !python_has_otel() {
-        let hint = "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc";
-        assert!(std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(), "{hint}");
-        eprintln!("SKIPPED: the OpenTelemetry Python SDK is not installed ({hint})");
+    if !otel_sdk_available() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
@@ -79,13 +84,7 @@ fn python_sdk_metrics_arrive_over_grpc() {
 
 #[test]
 fn python_sdk_logs_arrive_over_grpc_as_loki_streams() {
-    if require_tool("python3", "apt-get install python3").is_none() {
-        return;
-    }
-    if !python_has_otel() {
-        let hint = "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc";
-        assert!(std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(), "{hint}");
-        eprintln!("SKIPPED: the OpenTelemetry Python SDK is not installed ({hint})");
+    if !otel_sdk_available() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");

@@ -175,6 +175,23 @@ impl IngestState {
     }
 }
 
+/// Decompresses a gzip body within `max_decoded` bytes (every front door
+/// that accepts `Content-Encoding: gzip`).
+pub fn gunzip(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, IngestError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(max_decoded as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::BadRequest(format!("corrupt gzip body: {e}")))?;
+    if out.len() > max_decoded {
+        return Err(IngestError::TooLarge(format!(
+            "decompressed body is more than the limit of {max_decoded} bytes"
+        )));
+    }
+    Ok(out)
+}
+
 /// The HTTP routes of the log front doors (Loki push).
 pub fn logs_router(state: logstore::LogIngest) -> Router {
     let limit = state.opts.max_request_bytes;

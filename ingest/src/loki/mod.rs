@@ -8,7 +8,6 @@ pub mod labels;
 pub mod proto;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -64,7 +63,7 @@ pub fn decode(headers: &HeaderMap, body: &[u8], max_decoded: usize) -> Result<De
     let enc = header_value(headers, header::CONTENT_ENCODING);
     let body = match enc.as_str() {
         "" | "identity" => std::borrow::Cow::Borrowed(body),
-        "gzip" => std::borrow::Cow::Owned(gunzip(body, max_decoded)?),
+        "gzip" => std::borrow::Cow::Owned(crate::gunzip(body, max_decoded)?),
         "snappy" if ct != "application/x-protobuf" => std::borrow::Cow::Owned(decompress(body, max_decoded)?),
         "snappy" => std::borrow::Cow::Borrowed(body),
         other => {
@@ -92,20 +91,6 @@ fn header_value(headers: &HeaderMap, name: header::HeaderName) -> String {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase()
-}
-
-fn gunzip(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, IngestError> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .take(max_decoded as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| IngestError::BadRequest(format!("corrupt gzip body: {e}")))?;
-    if out.len() > max_decoded {
-        return Err(IngestError::TooLarge(format!(
-            "decompressed body is more than the limit of {max_decoded} bytes (logs.ingest.max_decoded_bytes)"
-        )));
-    }
-    Ok(out)
 }
 
 /// Decodes a `logproto.PushRequest`.

@@ -10,8 +10,6 @@ pub mod logs;
 pub mod naming;
 pub mod translate;
 
-use std::io::Read;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -72,19 +70,7 @@ fn decode_body(headers: &HeaderMap, body: Bytes, max_decoded: usize) -> Result<V
         .to_ascii_lowercase();
     match enc.as_str() {
         "" | "identity" => Ok(body.to_vec()),
-        "gzip" => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .take(max_decoded as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| IngestError::BadRequest(format!("corrupt gzip body: {e}")))?;
-            if out.len() > max_decoded {
-                return Err(IngestError::TooLarge(format!(
-                    "decompressed body is more than the limit of {max_decoded} bytes (ingest.max_decoded_bytes)"
-                )));
-            }
-            Ok(out)
-        }
+        "gzip" => crate::gunzip(&body, max_decoded),
         other => Err(IngestError::UnsupportedMediaType(format!(
             "unsupported Content-Encoding {other:?} for OTLP: use gzip or none"
         ))),

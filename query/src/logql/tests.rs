@@ -70,6 +70,16 @@ fn data() -> Mem {
     ])
 }
 
+fn context<'a>(mem: &'a Mem, lim: &'a LogqlLimits) -> Context<'a> {
+    Context {
+        reader: mem,
+        tenant: "t",
+        limits: lim,
+        started: Instant::now(),
+        stats: Default::default(),
+    }
+}
+
 fn limits() -> LogqlLimits {
     LogqlLimits::default()
 }
@@ -78,13 +88,7 @@ fn limits() -> LogqlLimits {
 fn instant(q: &str, at: i64) -> Vec<String> {
     let mem = data();
     let lim = limits();
-    let mut ctx = Context {
-        reader: &mem,
-        tenant: "t",
-        limits: &lim,
-        started: Instant::now(),
-        stats: Default::default(),
-    };
+    let mut ctx = context(&mem, &lim);
     let Expr::Metric(m) = parse(q).unwrap_or_else(|e| panic!("{q}: {e}")) else {
         panic!("not a metric query")
     };
@@ -113,13 +117,7 @@ fn instant(q: &str, at: i64) -> Vec<String> {
 fn instant_err(q: &str) -> String {
     let mem = data();
     let lim = limits();
-    let mut ctx = Context {
-        reader: &mem,
-        tenant: "t",
-        limits: &lim,
-        started: Instant::now(),
-        stats: Default::default(),
-    };
+    let mut ctx = context(&mem, &lim);
     let Ok(Expr::Metric(m)) = parse(q) else {
         panic!("{q} does not parse")
     };
@@ -139,13 +137,7 @@ fn instant_err(q: &str) -> String {
 fn logs(q: &str, limit: usize, direction: Direction) -> Vec<String> {
     let mem = data();
     let lim = limits();
-    let mut ctx = Context {
-        reader: &mem,
-        tenant: "t",
-        limits: &lim,
-        started: Instant::now(),
-        stats: Default::default(),
-    };
+    let mut ctx = context(&mem, &lim);
     let Expr::Log(l) = parse(q).unwrap_or_else(|e| panic!("{q}: {e}")) else {
         panic!("not a log query")
     };
@@ -363,13 +355,7 @@ fn limits_name_the_setting() {
         max_series: 1,
         ..LogqlLimits::default()
     };
-    let mut ctx = Context {
-        reader: &mem,
-        tenant: "t",
-        limits: &lim,
-        started: Instant::now(),
-        stats: Default::default(),
-    };
+    let mut ctx = context(&mem, &lim);
     let Ok(Expr::Metric(m)) = parse(r#"count_over_time({env="prod"}[60s])"#) else {
         panic!()
     };

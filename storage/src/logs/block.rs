@@ -451,13 +451,7 @@ impl LogBlock {
                 )));
             }
             if entry.ts >= q.start && entry.ts < q.end && q.matches_line(&entry.line) {
-                match out.last_mut() {
-                    Some(last) if Arc::ptr_eq(&last.key, &stream.key) => last.entries.push(entry),
-                    _ => out.push(LogStream {
-                        key: stream.key.clone(),
-                        entries: vec![entry],
-                    }),
-                }
+                push_entry(out, &stream.key, entry);
             }
             Ok(())
         })
@@ -468,13 +462,7 @@ impl LogBlock {
         let mut out: Vec<LogStream> = Vec::new();
         let all = [(0u32, u32::try_from(self.meta.entries).unwrap_or(u32::MAX))];
         self.read_rows(&all, |stream, entry| {
-            match out.last_mut() {
-                Some(last) if Arc::ptr_eq(&last.key, &stream.key) => last.entries.push(entry),
-                _ => out.push(LogStream {
-                    key: stream.key.clone(),
-                    entries: vec![entry],
-                }),
-            }
+            push_entry(&mut out, &stream.key, entry);
             Ok(())
         })?;
         Ok(out)
@@ -577,6 +565,18 @@ impl Drop for LogBlock {
         {
             tracing::warn!(block = %self.dir.display(), error = %e, "logs: could not delete a retired block");
         }
+    }
+}
+
+/// Appends `entry` to the last stream of `out` when it is `key`'s (rows
+/// come stream by stream), else starts a new one.
+fn push_entry(out: &mut Vec<LogStream>, key: &Arc<StreamKey>, entry: LogEntry) {
+    match out.last_mut() {
+        Some(last) if Arc::ptr_eq(&last.key, key) => last.entries.push(entry),
+        _ => out.push(LogStream {
+            key: key.clone(),
+            entries: vec![entry],
+        }),
     }
 }
 
