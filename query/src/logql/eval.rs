@@ -144,9 +144,11 @@ impl Context<'_> {
         pipeline: &Pipeline,
         start: i64,
         end: i64,
+        skip_lines: bool,
     ) -> Result<Vec<sightline_storage::logs::LogStream>, EvalError> {
         let mut q = LogSelect::new(self.tenant, log.matchers.clone(), start, end);
         q.contains = pipeline.needles();
+        q.skip_lines = skip_lines;
         q.max_bytes = self.limits.max_bytes_scanned;
         let streams = self.reader.select(&q)?;
         for s in &streams {
@@ -193,7 +195,7 @@ pub fn eval_log(
         )));
     }
     let pipeline = Pipeline::new(log).map_err(EvalError::bad)?;
-    let streams = ctx.read(log, &pipeline, start, end)?;
+    let streams = ctx.read(log, &pipeline, start, end, false)?;
     let mut picked: Vec<(i64, String, LabelMap)> = Vec::new();
     for s in &streams {
         // The answer's entries are among each stream's first `limit`
@@ -438,7 +440,9 @@ fn eval_range(
     let pipeline = Pipeline::new(log).map_err(EvalError::bad)?;
     let read_start = steps.start - offset_ns - range_ns + 1;
     let read_end = steps.end - offset_ns + 1;
-    let streams = ctx.read(log, &pipeline, read_start, read_end)?;
+    // Counting without a pipeline needs no line text.
+    let skip_lines = log.stages.is_empty() && matches!(op, RangeOp::Count | RangeOp::Rate | RangeOp::Absent);
+    let streams = ctx.read(log, &pipeline, read_start, read_end, skip_lines)?;
     // Samples per output series.
     let mut series: HashMap<String, (LabelMap, Vec<(i64, f64)>)> = HashMap::new();
     for s in &streams {

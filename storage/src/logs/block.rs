@@ -24,8 +24,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -442,7 +442,7 @@ impl LogBlock {
         if ranges.is_empty() {
             return Ok(());
         }
-        self.read_rows(&ranges, |stream, entry| {
+        self.read_rows(&ranges, !q.skip_lines, |stream, entry| {
             *scanned += entry.line.len() as u64;
             if q.max_bytes > 0 && *scanned > q.max_bytes {
                 return Err(StorageError::LimitExceeded(format!(
@@ -461,7 +461,7 @@ impl LogBlock {
     pub fn read_all(&self) -> Result<Vec<LogStream>> {
         let mut out: Vec<LogStream> = Vec::new();
         let all = [(0u32, u32::try_from(self.meta.entries).unwrap_or(u32::MAX))];
-        self.read_rows(&all, |stream, entry| {
+        self.read_rows(&all, true, |stream, entry| {
             push_entry(&mut out, &stream.key, entry);
             Ok(())
         })?;
@@ -503,7 +503,15 @@ impl LogBlock {
 
     /// Reads the rows in `ranges` (ascending, disjoint) and hands each to
     /// `f` with its stream.
-    fn read_rows(&self, ranges: &[(u32, u32)], mut f: impl FnMut(&BlockStream, LogEntry) -> Result<()>) -> Result<()> {
+    ///
+    /// With `with_lines` false the line column is not read (entries come
+    /// with empty lines): for reads that only count.
+    fn read_rows(
+        &self,
+        ranges: &[(u32, u32)],
+        with_lines: bool,
+        mut f: impl FnMut(&BlockStream, LogEntry) -> Result<()>,
+    ) -> Result<()> {
         let path = self.dir.join(DATA_FILE);
         let file = File::open(&path).map_err(|e| StorageError::io("open", &path, e))?;
         let mut selectors = Vec::with_capacity(ranges.len() * 2);
@@ -515,19 +523,23 @@ impl LogBlock {
             selectors.push(RowSelector::select((to - from) as usize));
             cursor = to;
         }
-        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
             file,
             ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-        )?
-        .with_row_selection(RowSelection::from(selectors))
-        .with_batch_size(BATCH_ROWS)
-        .build()?;
+        )?;
+        let columns: &[usize] = if with_lines { &[0, 1, 2, 3] } else { &[0, 1, 3] };
+        let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .with_row_selection(RowSelection::from(selectors))
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
         for batch in reader {
             let batch = batch?;
             let stream_col = batch.column(0).as_primitive::<UInt32Type>();
             let ts = batch.column(1).as_primitive::<Int64Type>();
-            let line = batch.column(2).as_string::<i32>();
-            let metadata = batch.column(3).as_string::<i32>();
+            let line = with_lines.then(|| batch.column(2).as_string::<i32>());
+            let metadata = batch.column(if with_lines { 3 } else { 2 }).as_string::<i32>();
             for i in 0..batch.num_rows() {
                 let sno = stream_col.value(i) as usize;
                 let stream = self.streams.get(sno).ok_or_else(|| StorageError::CorruptBlock {
@@ -548,7 +560,7 @@ impl LogBlock {
                     stream,
                     LogEntry {
                         ts: ts.value(i),
-                        line: line.value(i).to_string(),
+                        line: line.map_or_else(String::new, |l| l.value(i).to_string()),
                         metadata,
                     },
                 )?;

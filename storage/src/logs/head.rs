@@ -119,7 +119,17 @@ impl LogHead {
             let picked: Vec<LogEntry> = entries[from..to]
                 .iter()
                 .filter(|e| q.matches_line(&e.line))
-                .cloned()
+                .map(|e| {
+                    if q.skip_lines {
+                        LogEntry {
+                            ts: e.ts,
+                            line: String::new(),
+                            metadata: e.metadata.clone(),
+                        }
+                    } else {
+                        e.clone()
+                    }
+                })
                 .collect();
             if !picked.is_empty() {
                 out.push(LogStream {

@@ -23,6 +23,9 @@ pub struct LogSelect {
     /// Stop with [`crate::StorageError::LimitExceeded`] once this many
     /// bytes of lines were read (0: no limit).
     pub max_bytes: u64,
+    /// The caller needs times, streams and metadata only: entries may come
+    /// with empty lines (block reads then skip the line column).
+    pub skip_lines: bool,
 }
 
 impl LogSelect {
@@ -36,6 +39,7 @@ impl LogSelect {
             end,
             contains: Vec::new(),
             max_bytes: 0,
+            skip_lines: false,
         }
     }
 
