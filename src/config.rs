@@ -75,6 +75,8 @@ pub struct LogsSection {
     pub max_entries_per_query: Option<usize>,
     /// Series one metric query may produce (`max_query_series`).
     pub max_series_per_query: Option<usize>,
+    /// Series a range aggregation may build before aggregating.
+    pub max_inner_series_per_query: Option<usize>,
     /// Bytes of lines one query may read, 0 for no limit.
     pub max_bytes_scanned: Option<u64>,
     /// Longest a LogQL query may run, e.g. `2m`.
@@ -558,6 +560,7 @@ fn resolve_logs(l: &LogsSection, data_dir: &std::path::Path, retention: Duration
     let mut query = sightline_query::logql::LogqlLimits::default();
     query.max_entries = l.max_entries_per_query.unwrap_or(query.max_entries);
     query.max_series = l.max_series_per_query.unwrap_or(query.max_series);
+    query.max_inner_series = l.max_inner_series_per_query.unwrap_or(query.max_inner_series);
     query.max_bytes_scanned = l.max_bytes_scanned.unwrap_or(query.max_bytes_scanned);
     query.timeout = dur("query_timeout", l.query_timeout.as_deref(), query.timeout)?;
     if query.timeout.is_zero() {

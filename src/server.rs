@@ -85,12 +85,14 @@ async fn metrics(State(st): State<NodeState>) -> impl IntoResponse {
     )
 }
 
-/// Cuts the logs head into blocks when due, applies retention and merges
-/// small blocks, every 10 seconds until shutdown.
+/// Cuts the logs head into blocks when due (at once when a push finds it
+/// full), applies retention and merges small blocks, every 10 seconds
+/// until shutdown.
 async fn log_maintenance(logs: Arc<LogDb>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+            _ = logs.cut_requested() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let l = logs.clone();
@@ -98,6 +100,23 @@ async fn log_maintenance(logs: Arc<LogDb>, mut stop: watch::Receiver<bool>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "log maintenance failed; will retry"),
             Err(e) => tracing::error!(error = %e, "log maintenance task failed"),
+        }
+    }
+}
+
+/// Merges small log blocks every 30 seconds until shutdown (on its own
+/// task, so head cuts never wait for a merge).
+async fn log_compaction(logs: Arc<LogDb>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let l = logs.clone();
+        match tokio::task::spawn_blocking(move || l.compact()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "log compaction failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "log compaction task failed"),
         }
     }
 }
@@ -180,6 +199,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     let (stop_tx, stop_rx) = watch::channel(false);
     let maintenance = tokio::spawn(db.clone().run_maintenance(stop_rx.clone()));
     let log_maintenance = tokio::spawn(log_maintenance(logs.clone(), stop_rx.clone()));
+    let log_compaction = tokio::spawn(log_compaction(logs.clone(), stop_rx.clone()));
     let syslog = match cfg.logs.syslog.clone() {
         Some(opts) => Some(
             sightline_ingest::syslog::start(log_ingest.clone(), opts.clone(), stop_rx.clone())
@@ -242,6 +262,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     }
     let _ = maintenance.await;
     let _ = log_maintenance.await;
+    let _ = log_compaction.await;
     if let Some(s) = syslog {
         let _ = s.await;
     }

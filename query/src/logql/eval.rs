@@ -19,8 +19,11 @@ use super::pipeline::{ERROR_LABEL, LabelMap, Pipeline};
 pub struct LogqlLimits {
     /// Largest `limit` of a log query (`max_entries_limit_per_query`).
     pub max_entries: usize,
-    /// Series one metric query may produce (`max_query_series`).
+    /// Series one metric query may return (`max_query_series`).
     pub max_series: usize,
+    /// Series a range aggregation may build before it is aggregated (one
+    /// per stream and parsed label set): bounds a query's memory.
+    pub max_inner_series: usize,
     /// Bytes of lines one query may read (0: no limit).
     pub max_bytes_scanned: u64,
     /// Longest a query may run.
@@ -32,6 +35,7 @@ impl Default for LogqlLimits {
         LogqlLimits {
             max_entries: 5000,
             max_series: 500,
+            max_inner_series: 100_000,
             max_bytes_scanned: 0,
             timeout: std::time::Duration::from_secs(120),
         }
@@ -292,6 +296,9 @@ pub fn eval_metric(ctx: &mut Context<'_>, expr: &MetricExpr, steps: Steps) -> Re
         )));
     }
     let v = eval(ctx, expr, steps)?;
+    if let Value::Vector(s) = &v {
+        check_series(ctx, s.iter().filter(|s| s.values.iter().any(Option::is_some)).count())?;
+    }
     let series = match v {
         Value::Scalar(x) => vec![Series {
             labels: LabelMap::new(),
@@ -333,6 +340,16 @@ pub fn is_scalar(expr: &MetricExpr) -> bool {
         MetricExpr::Binary { lhs, rhs, .. } => is_scalar(lhs) && is_scalar(rhs),
         _ => false,
     }
+}
+
+fn check_inner_series(ctx: &Context<'_>, n: usize) -> Result<(), EvalError> {
+    if n > ctx.limits.max_inner_series {
+        return Err(EvalError::bad(format!(
+            "a range aggregation in this query builds more than {} series (logs.max_inner_series_per_query); add more specific stream selectors or aggregate parsed labels away",
+            ctx.limits.max_inner_series
+        )));
+    }
+    Ok(())
 }
 
 fn check_series(ctx: &Context<'_>, n: usize) -> Result<(), EvalError> {
@@ -470,7 +487,7 @@ fn eval_range(
                 .or_insert_with(|| (labels.unwrap_or_else(|| stream_label_map(&s.key.labels)), Vec::new()));
             slot.1.push((e.ts, v));
         }
-        check_series(ctx, series.len())?;
+        check_inner_series(ctx, series.len())?;
     }
     ctx.check_time()?;
     for (labels, _) in series.values() {

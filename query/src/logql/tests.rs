@@ -351,7 +351,7 @@ fn log_queries_honour_limit_and_direction() {
 #[test]
 fn limits_name_the_setting() {
     let mem = data();
-    let lim = LogqlLimits {
+    let mut lim = LogqlLimits {
         max_series: 1,
         ..LogqlLimits::default()
     };
@@ -392,4 +392,17 @@ fn limits_name_the_setting() {
         "{}",
         e.message
     );
+    // The result limit counts what is returned: a sum is one series.
+    let one = Steps {
+        start: 60 * S,
+        end: 60 * S,
+        step: S,
+    };
+    let Ok(Expr::Metric(m)) = parse(r#"sum(count_over_time({env="prod"}[60s]))"#) else {
+        panic!()
+    };
+    assert!(eval_metric(&mut context(&mem, &lim), &m, one).is_ok());
+    lim.max_inner_series = 1;
+    let e = eval_metric(&mut context(&mem, &lim), &m, one).expect_err("too many inner series");
+    assert!(e.message.contains("logs.max_inner_series_per_query"), "{}", e.message);
 }

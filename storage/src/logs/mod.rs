@@ -145,8 +145,10 @@ pub struct LogDb {
     flushing: RwLock<Vec<Arc<LogHead>>>,
     blocks: RwLock<Vec<Arc<LogBlock>>>,
     maintenance: Mutex<()>,
+    compaction: Mutex<()>,
     stats: Arc<LogStats>,
     closed: AtomicBool,
+    cut_wanted: tokio::sync::Notify,
 }
 
 impl LogDb {
@@ -217,8 +219,10 @@ impl LogDb {
             flushing: RwLock::new(Vec::new()),
             blocks: RwLock::new(blocks),
             maintenance: Mutex::new(()),
+            compaction: Mutex::new(()),
             stats,
             closed: AtomicBool::new(false),
+            cut_wanted: tokio::sync::Notify::new(),
         };
         db.refresh_gauges();
         Ok(db)
@@ -321,6 +325,17 @@ impl LogDb {
             return Ok((report, None));
         }
         let mut head = self.head.lock();
+        // Backpressure: the head may grow to twice its cut size while a
+        // cut is being written; beyond that writers are asked to retry.
+        let in_flight: u64 = self.flushing.read().iter().map(|h| h.bytes()).sum();
+        if head.bytes() + in_flight >= self.opts.head_max_bytes.saturating_mul(3) {
+            drop(head);
+            self.cut_wanted.notify_one();
+            return Err(StorageError::Overloaded(format!(
+                "{} bytes of log lines wait to be written to blocks; retry shortly",
+                in_flight
+            )));
+        }
         let mut accepted: Vec<(Arc<StreamKey>, Vec<LogEntry>)> = Vec::with_capacity(checked.len());
         let mut new_streams = 0usize;
         for (key, entries) in checked {
@@ -374,7 +389,11 @@ impl LogDb {
         let ack = self.wal.write(record);
         self.stats.head_entries.set(head.entries());
         self.stats.head_bytes.set(head.bytes());
+        let full = head.bytes() >= self.opts.head_max_bytes;
         drop(head);
+        if full {
+            self.cut_wanted.notify_one();
+        }
         self.count(&report);
         Ok((report, Some(ack)))
     }
@@ -418,8 +437,15 @@ impl LogDb {
         out
     }
 
-    /// Cuts the head into a block when it is big or old enough, deletes
-    /// blocks past retention and merges small blocks. Blocking.
+    /// Resolves when a push found the head full (so maintenance can cut it
+    /// without waiting for its next tick).
+    pub async fn cut_requested(&self) {
+        self.cut_wanted.notified().await;
+    }
+
+    /// Cuts the head into a block when it is big or old enough and deletes
+    /// blocks past retention. Blocking. (Merging small blocks is
+    /// [`LogDb::compact`], run on its own so cuts never wait for it.)
     pub fn maintain(&self) -> Result<()> {
         let due = {
             let h = self.head.lock();
@@ -429,7 +455,6 @@ impl LogDb {
             self.cut_head()?;
         }
         self.apply_retention();
-        self.compact()?;
         Ok(())
     }
 
@@ -496,8 +521,9 @@ impl LogDb {
     }
 
     /// Merges the oldest small blocks, `compaction_fan_in` at a time.
-    fn compact(&self) -> Result<()> {
-        let _m = self.maintenance.lock();
+    /// Blocking.
+    pub fn compact(&self) -> Result<()> {
+        let _c = self.compaction.lock();
         let mut small: Vec<Arc<LogBlock>> = self
             .blocks
             .read()

@@ -316,7 +316,7 @@ fn small_blocks_are_merged_and_old_ones_expire() {
     }
     let before = all(&db, "t");
     assert_eq!(db.block_metas().len(), 3);
-    db.maintain().expect("maintain");
+    db.compact().expect("compact");
     let metas = db.block_metas();
     assert_eq!(metas.len(), 1, "merged");
     assert_eq!(metas[0].sources.len(), 3);
