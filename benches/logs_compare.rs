@@ -280,8 +280,11 @@ fn main() {
         let (last, done) = (last.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
+                // A process that has exited (a zombie) still shows its CPU
+                // time but no memory: keep the last reading with both.
                 let (c, r) = proc_stat(pid);
                 if c > 0.0
+                    && r > 0
                     && let Ok(mut l) = last.lock()
                 {
                     *l = (c, r);
