@@ -492,3 +492,50 @@ fn syslog_over_tcp_and_udp_from_logger() {
     assert_eq!(lines_of(&data), vec!["udp 5424"]);
     assert_eq!(data["result"][0]["stream"]["procid"], "4242");
 }
+
+#[test]
+fn live_tail_over_websocket_gets_the_backlog_then_new_lines() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let srv = Server::start(&tmp.path().join("data"), &[]);
+    let now = now_ns();
+    let push = |lines: &[(&str, i64)]| {
+        let values: Vec<Value> = lines.iter().map(|(l, t)| json!([t.to_string(), l])).collect();
+        let body = json!({"streams": [{"stream": {"app": "tail"}, "values": values}]});
+        assert_eq!(push_json(&srv, None, &body).0, 204);
+    };
+    push(&[("old one", now - 2_000_000_000), ("old two", now - 1_000_000_000)]);
+    let url = format!(
+        "ws://{}/loki/api/v1/tail?query={}&limit=10",
+        srv.http,
+        form_urlencoded_query(r#"{app="tail"} != "skip""#)
+    );
+    let (mut ws, _) = tungstenite::connect(url.as_str()).expect("websocket");
+    let mut got: Vec<String> = Vec::new();
+    let read = |ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+                got: &mut Vec<String>| {
+        let msg = ws.read().expect("message");
+        let v: Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
+        for s in v["streams"].as_array().expect("streams") {
+            assert_eq!(s["stream"]["app"], "tail");
+            for e in s["values"].as_array().expect("values") {
+                got.push(e[1].as_str().expect("line").to_string());
+            }
+        }
+    };
+    read(&mut ws, &mut got);
+    assert_eq!(got, vec!["old one", "old two"], "the backlog first");
+    push(&[("skip me", now), ("new three", now + 1)]);
+    read(&mut ws, &mut got);
+    assert_eq!(got, vec!["old one", "old two", "new three"], "then new lines, filtered");
+    let _ = ws.close(None);
+}
+
+/// Percent-encodes a query parameter value.
+fn form_urlencoded_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

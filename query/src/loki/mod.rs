@@ -1,12 +1,14 @@
 //! The Loki HTTP API as Grafana's Loki data source uses it:
 //! `query`, `query_range`, `labels`, `label/<name>/values`, `series`,
-//! `index/stats`, `index/volume`, `format_query`, `status/buildinfo`.
+//! `index/stats`, `index/volume`, `format_query`, `status/buildinfo`, and
+//! live `tail` over WebSocket.
 //!
 //! Tenants come from `X-Scope-OrgID` (Loki's single-tenant id `fake`
 //! when absent). Errors are plain text with 400 (bad query or limit),
 //! 504 (timeout) or 500, as Loki answers them.
 
 mod params;
+mod tail;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -49,6 +51,7 @@ pub fn router(state: LokiState) -> Router {
         .route("/loki/api/v1/index/volume", get(index_volume).post(index_volume))
         .route("/loki/api/v1/format_query", get(format_query).post(format_query))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .route("/loki/api/v1/tail", get(tail::tail))
         .with_state(state)
 }
 

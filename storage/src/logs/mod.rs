@@ -149,7 +149,15 @@ pub struct LogDb {
     stats: Arc<LogStats>,
     closed: AtomicBool,
     cut_wanted: tokio::sync::Notify,
+    tail: tokio::sync::broadcast::Sender<TailBatch>,
 }
+
+/// The entries one push stored, per stream, as live tails receive them.
+pub type TailBatch = Arc<Vec<LogStream>>;
+
+/// A stored push waiting for its WAL acknowledgement, with its copy for
+/// live tails.
+type PendingPush = (WalAck, Option<TailBatch>);
 
 impl LogDb {
     /// Opens (or creates) the log storage: loads blocks, replays the WAL
@@ -223,6 +231,7 @@ impl LogDb {
             stats,
             closed: AtomicBool::new(false),
             cut_wanted: tokio::sync::Notify::new(),
+            tail: tokio::sync::broadcast::channel(1024).0,
         };
         db.refresh_gauges();
         Ok(db)
@@ -243,22 +252,40 @@ impl LogDb {
     /// refused (the report says what and why).
     pub async fn push(&self, push: LogPush) -> Result<LogPushReport> {
         let (report, ack) = self.push_sync(push)?;
-        if let Some(ack) = ack {
+        if let Some((ack, tail)) = ack {
             ack.wait().await?;
+            self.publish(tail);
         }
         Ok(report)
+    }
+
+    /// Live entries for tailing: every push's stored entries once they are
+    /// durable. A receiver that falls behind loses the oldest batches
+    /// (`RecvError::Lagged` says how many).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TailBatch> {
+        self.tail.subscribe()
+    }
+
+    fn publish(&self, batch: Option<TailBatch>) {
+        if let Some(b) = batch {
+            let _ = self.tail.send(b);
+        }
     }
 
     /// [`LogDb::push`] for callers off the async runtime.
     pub fn push_blocking(&self, push: LogPush) -> Result<LogPushReport> {
         let (report, ack) = self.push_sync(push)?;
-        if let Some(ack) = ack {
+        if let Some((ack, tail)) = ack {
             ack.wait_blocking()?;
+            self.publish(tail);
         }
         Ok(report)
     }
 
-    fn push_sync(&self, push: LogPush) -> Result<(LogPushReport, Option<WalAck>)> {
+    /// Validates and stores; the WAL acknowledgement to wait for and the
+    /// copy for live tails (when anyone tails) come back when anything
+    /// was stored.
+    fn push_sync(&self, push: LogPush) -> Result<(LogPushReport, Option<PendingPush>)> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(StorageError::ShuttingDown);
         }
@@ -374,6 +401,19 @@ impl LogDb {
         }
         walrec::encode_push(&mut record, &refs);
         drop(refs);
+        // Copies for live tails, only when someone tails.
+        let tail: Option<TailBatch> = (self.tail.receiver_count() > 0).then(|| {
+            Arc::new(
+                accepted
+                    .iter()
+                    .filter(|(_, e)| !e.is_empty())
+                    .map(|(k, e)| LogStream {
+                        key: k.clone(),
+                        entries: e.clone(),
+                    })
+                    .collect(),
+            )
+        });
         for (key, entries) in accepted {
             for e in entries {
                 let size = e.size() as u64;
@@ -395,7 +435,7 @@ impl LogDb {
             self.cut_wanted.notify_one();
         }
         self.count(&report);
-        Ok((report, Some(ack)))
+        Ok((report, Some((ack, tail))))
     }
 
     fn count(&self, report: &LogPushReport) {
@@ -588,6 +628,9 @@ impl LogReader for LogDb {
     }
     fn stream_keys(&self, q: &LogSelect) -> Vec<Arc<StreamKey>> {
         LogDb::stream_keys(self, q)
+    }
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<TailBatch>> {
+        Some(LogDb::subscribe(self))
     }
 }
 

@@ -70,4 +70,9 @@ pub trait LogReader: Send + Sync {
     fn select(&self, q: &LogSelect) -> crate::Result<Vec<super::LogStream>>;
     /// Keys of the streams `q` selects that have entries in its range.
     fn stream_keys(&self, q: &LogSelect) -> Vec<std::sync::Arc<StreamKey>>;
+    /// Entries as they are stored, for live tailing; `None` when this
+    /// reader has no live source (e.g. blocks in an object store).
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<super::TailBatch>> {
+        None
+    }
 }
