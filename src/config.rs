@@ -86,6 +86,11 @@ pub struct LogsSection {
     pub otlp_stream_attributes: Option<Vec<String>>,
     /// Syslog listeners (off unless an address is given).
     pub syslog: SyslogSection,
+    /// Globs of Loki ruler files (rules with LogQL expressions), relative
+    /// to this file; evaluated and routed like `rule_files`.
+    pub rule_files: Vec<String>,
+    /// Tenant whose logs those rules read (default `fake`).
+    pub rules_tenant: Option<String>,
 }
 
 /// `logs.syslog:`
@@ -292,6 +297,10 @@ pub struct LogsConfig {
 pub struct RulesConfig {
     /// Rule file globs, made absolute against the config file's directory.
     pub files: Vec<String>,
+    /// Loki ruler file globs (LogQL expressions), likewise absolute.
+    pub log_files: Vec<String>,
+    /// Tenant whose logs LogQL rules read.
+    pub log_tenant: String,
     /// Group defaults.
     pub defaults: sightline_alerting::group::GroupDefaults,
     /// Added to alerts sent out.
@@ -313,11 +322,22 @@ pub struct RulesConfig {
 impl RulesConfig {
     /// The rule files the globs match now, sorted, each once.
     pub fn expand_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        expand_globs(&self.files, "rule_files")
+    }
+
+    /// The Loki ruler files the `logs.rule_files` globs match now.
+    pub fn expand_log_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        expand_globs(&self.log_files, "logs.rule_files")
+    }
+}
+
+fn expand_globs(patterns: &[String], setting: &str) -> anyhow::Result<Vec<PathBuf>> {
+    {
         let mut out = std::collections::BTreeSet::new();
-        for pattern in &self.files {
-            let paths = glob::glob(pattern).with_context(|| format!("rule_files: invalid pattern {pattern:?}"))?;
+        for pattern in patterns {
+            let paths = glob::glob(pattern).with_context(|| format!("{setting}: invalid pattern {pattern:?}"))?;
             for p in paths {
-                out.insert(p.with_context(|| format!("rule_files: cannot read a match of {pattern:?}"))?);
+                out.insert(p.with_context(|| format!("{setting}: cannot read a match of {pattern:?}"))?);
             }
         }
         Ok(out.into_iter().collect())
@@ -387,18 +407,20 @@ impl Config {
             })
             .unwrap_or(std::path::Path::new("."));
         let mut cfg = Self::resolve(file, flags)?;
-        cfg.rules.files = cfg
-            .rules
-            .files
-            .iter()
-            .map(|f| {
-                if std::path::Path::new(f).is_absolute() {
-                    f.clone()
-                } else {
-                    base.join(f).to_string_lossy().into_owned()
-                }
-            })
-            .collect();
+        let absolute = |files: &[String]| -> Vec<String> {
+            files
+                .iter()
+                .map(|f| {
+                    if std::path::Path::new(f).is_absolute() {
+                        f.clone()
+                    } else {
+                        base.join(f).to_string_lossy().into_owned()
+                    }
+                })
+                .collect()
+        };
+        cfg.rules.files = absolute(&cfg.rules.files);
+        cfg.rules.log_files = absolute(&cfg.rules.log_files);
         cfg.rules.alertmanager_config = cfg
             .rules
             .alertmanager_config
@@ -516,6 +538,12 @@ impl Config {
             http_listen,
         )?;
         let logs = resolve_logs(&file.logs, &data_dir, storage.retention)?;
+        let mut rules = rules;
+        rules.log_files = file.logs.rule_files.clone();
+        if let Some(t) = &file.logs.rules_tenant {
+            sightline_ingest::logstore::check_tenant(t).map_err(|e| anyhow::anyhow!("logs.rules_tenant: {e}"))?;
+            rules.log_tenant = t.clone();
+        }
         Ok(Config {
             data_dir,
             http_listen,
@@ -659,6 +687,8 @@ fn resolve_rules(
     }
     Ok(RulesConfig {
         files,
+        log_files: Vec::new(),
+        log_tenant: sightline_storage::logs::DEFAULT_TENANT.to_string(),
         defaults: sightline_alerting::group::GroupDefaults {
             interval,
             query_offset: ms(

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use sightline_alerting::am::store::AmAlert;
 use sightline_alerting::am::{Alertmanager, AmConfig};
-use sightline_alerting::group::{EvalDeps, NotifyAlert, load_files};
+use sightline_alerting::group::{EvalDeps, NotifyAlert, load_files, load_files_lang};
 use sightline_alerting::inventory::Inventory;
 use sightline_alerting::manager::RuleManager;
 use sightline_alerting::notifier::Notifier;
 use sightline_alerting::rule::{AppendFn, OutputSample, QueryFn, Sample};
+use sightline_alerting::rules::Lang;
 use sightline_query::promql::Engine;
 use sightline_query::promql::value::QueryValue;
 use sightline_storage::{Db, SeriesReader, WriteBatch};
@@ -39,6 +40,56 @@ pub fn query_fn<R: SeriesReader>(engine: Arc<Engine>, reader: Arc<R>) -> QueryFn
                 }]),
                 _ => Err("rule result is not a vector or scalar".into()),
             }
+        })
+    })
+}
+
+/// LogQL instant metric queries (Loki ruler rules) over `logs` as
+/// `tenant`, within `limits`; times in ms as the rule engine uses them.
+pub fn logql_query_fn(
+    logs: Arc<sightline_storage::logs::LogDb>,
+    limits: Arc<sightline_query::logql::LogqlLimits>,
+    tenant: String,
+) -> QueryFn {
+    use sightline_query::logql::{self, Context, Expr, Steps};
+    Arc::new(move |expr: String, t: i64| {
+        let (logs, limits, tenant) = (logs.clone(), limits.clone(), tenant.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let Expr::Metric(m) = logql::parse(&expr)? else {
+                    return Err("a LogQL rule needs a metric query".to_string());
+                };
+                let mut ctx = Context {
+                    reader: logs.as_ref(),
+                    tenant: &tenant,
+                    limits: &limits,
+                    started: std::time::Instant::now(),
+                    stats: Default::default(),
+                };
+                let at = t.saturating_mul(1_000_000);
+                let series = logql::eval_metric(
+                    &mut ctx,
+                    &m,
+                    Steps {
+                        start: at,
+                        end: at,
+                        step: 1,
+                    },
+                )
+                .map_err(|e| e.message)?;
+                Ok(series
+                    .into_iter()
+                    .filter_map(|s| {
+                        let v = s.points.first()?.1;
+                        Some(Sample {
+                            labels: s.labels.into_iter().collect(),
+                            value: v,
+                        })
+                    })
+                    .collect())
+            })
+            .await
+            .map_err(|e| format!("LogQL rule task failed: {e}"))?
         })
     })
 }
@@ -111,6 +162,10 @@ impl Rules {
         cfg: &Config,
         engine: Arc<Engine>,
         db: Db,
+        logs: Option<(
+            Arc<sightline_storage::logs::LogDb>,
+            Arc<sightline_query::logql::LogqlLimits>,
+        )>,
         config_path: Option<PathBuf>,
         flags: Overrides,
     ) -> anyhow::Result<Self> {
@@ -126,8 +181,10 @@ impl Rules {
         };
         let (n, am) = (notifier.clone(), alertmanager.clone());
         let (query, append) = (query_fn(engine, Arc::new(db.clone())), append_fn(db));
+        let log_query = logs.map(|(l, limits)| logql_query_fn(l, limits, rc.log_tenant.clone()));
         let deps = EvalDeps {
             query: query.clone(),
+            log_query: log_query.clone(),
             append: append.clone(),
             notify: Arc::new(move |alerts: Vec<NotifyAlert>| {
                 if let Some(am) = &am {
@@ -166,7 +223,9 @@ impl Rules {
 
     fn load(&self, rc: &RulesConfig) -> Result<usize, String> {
         let files = rc.expand_files().map_err(|e| format!("{e:#}"))?;
-        let groups = load_files(&files, &rc.defaults)?;
+        let mut groups = load_files(&files, &rc.defaults)?;
+        let log_files = rc.expand_log_files().map_err(|e| format!("{e:#}"))?;
+        groups.extend(load_files_lang(&log_files, &rc.defaults, Lang::Logql)?);
         // Check everything before changing anything.
         let am_config = match (&rc.alertmanager_config, &self.alertmanager) {
             (Some(p), Some(_)) => Some(read_am_config(p).map_err(|e| format!("alertmanager_config: {e}"))?),

@@ -161,6 +161,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         &cfg,
         query_state.engine.clone(),
         db.clone(),
+        Some((logs.clone(), Arc::new(cfg.logs.query.clone()))),
         config_path,
         flags,
     )?);

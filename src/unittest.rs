@@ -283,6 +283,7 @@ async fn run_group_test(
     let engine = Arc::new(Engine::new(EngineOptions::default()));
     let deps = EvalDeps {
         query: crate::rules::query_fn(engine.clone(), store.clone()),
+        log_query: None,
         append: append_fn(store.clone()),
         notify: Arc::new(|_| {}),
         external_labels: tg

@@ -539,3 +539,65 @@ fn form_urlencoded_query(v: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn logql_rules_alert_and_record_through_the_rule_engine() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rules = tmp.path().join("log-rules.yml");
+    std::fs::write(
+        &rules,
+        r#"groups:
+  - name: mail-errors
+    interval: 1s
+    rules:
+      - alert: MailErrors
+        expr: sum by (app) (count_over_time({app="mail"} |= "error" [1m])) > 2
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.app }} logged {{ $value }} errors in a minute"
+      - record: app:log_errors:count1m
+        expr: sum by (app) (count_over_time({app="mail"} |= "error" [1m]))
+"#,
+    )
+    .expect("rules");
+    let cfg = tmp.path().join("cfg.yml");
+    std::fs::write(&cfg, "logs:\n  rule_files: [log-rules.yml]\n").expect("cfg");
+    let srv = Server::start(&tmp.path().join("data"), &["--config", cfg.to_str().expect("path")]);
+    let now = now_ns();
+    let values: Vec<Value> = (0..3)
+        .map(|i| json!([(now - i).to_string(), format!("smtp error {i}")]))
+        .collect();
+    assert_eq!(
+        push_json(
+            &srv,
+            None,
+            &json!({"streams": [{"stream": {"app": "mail"}, "values": values}]})
+        )
+        .0,
+        204
+    );
+    let alert = wait_for("MailErrors firing", 30, || {
+        let v: Value = client().get(srv.url("/api/v1/alerts")).send().ok()?.json().ok()?;
+        v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "MailErrors" && a["state"] == "firing")
+            .cloned()
+    });
+    assert_eq!(alert["labels"]["app"], "mail");
+    assert_eq!(alert["labels"]["severity"], "page");
+    assert_eq!(alert["annotations"]["summary"], "mail logged 3 errors in a minute");
+    let recorded = wait_for("recording rule output", 30, || {
+        let v: Value = client()
+            .get(srv.url("/api/v1/query"))
+            .query(&[("query", "app:log_errors:count1m")])
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        v["data"]["result"].as_array().filter(|r| !r.is_empty()).cloned()
+    });
+    assert_eq!(recorded[0]["metric"]["app"], "mail");
+    assert_eq!(recorded[0]["value"][1], "3");
+}

@@ -12,7 +12,7 @@ use crate::rule::{
     Alert, AppendFn, Health, Labels, OutputSample, QueryFn, RuleKind, RuleSpec, RuleState, STALE_NAN, TemplateContext,
     alert_eval, due_alerts, record, samples_to_values,
 };
-use crate::rules::{RuleFile, check};
+use crate::rules::RuleFile;
 use crate::template::{Env, Value};
 
 /// A group as configured.
@@ -30,6 +30,8 @@ pub struct GroupSpec {
     pub limit: usize,
     /// The rules, in order.
     pub rules: Vec<RuleSpec>,
+    /// The language of the rules' expressions.
+    pub lang: crate::rules::Lang,
 }
 
 impl GroupSpec {
@@ -55,6 +57,16 @@ fn duration_ms(s: &str) -> Option<i64> {
 /// Reads and validates rule files; any problem in any file fails the whole
 /// load with every problem listed (`file: line:col: message`).
 pub fn load_files(files: &[impl AsRef<Path>], defaults: &GroupDefaults) -> Result<Vec<GroupSpec>, String> {
+    load_files_lang(files, defaults, crate::rules::Lang::Promql)
+}
+
+/// [`load_files`] for rule files whose expressions are in `lang` (Loki
+/// ruler files hold LogQL).
+pub fn load_files_lang(
+    files: &[impl AsRef<Path>],
+    defaults: &GroupDefaults,
+    lang: crate::rules::Lang,
+) -> Result<Vec<GroupSpec>, String> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for f in files {
@@ -67,8 +79,8 @@ pub fn load_files(files: &[impl AsRef<Path>], defaults: &GroupDefaults) -> Resul
                 continue;
             }
         };
-        match check(&text) {
-            Ok((file, _)) => out.extend(groups_of(&shown, file, defaults)),
+        match crate::rules::check_lang(&text, lang) {
+            Ok((file, _)) => out.extend(groups_of(&shown, file, defaults, lang)),
             Err(problems) => errors.extend(problems.into_iter().map(|p| format!("{shown}: {p}"))),
         }
     }
@@ -79,7 +91,7 @@ pub fn load_files(files: &[impl AsRef<Path>], defaults: &GroupDefaults) -> Resul
     }
 }
 
-fn groups_of(file_name: &str, file: RuleFile, defaults: &GroupDefaults) -> Vec<GroupSpec> {
+fn groups_of(file_name: &str, file: RuleFile, defaults: &GroupDefaults, lang: crate::rules::Lang) -> Vec<GroupSpec> {
     file.groups
         .into_iter()
         .map(|g| {
@@ -128,6 +140,7 @@ fn groups_of(file_name: &str, file: RuleFile, defaults: &GroupDefaults) -> Vec<G
                 limit: g.limit.unwrap_or(0) as usize,
                 name: g.name,
                 rules,
+                lang,
             }
         })
         .collect()
@@ -213,6 +226,8 @@ pub type NotifyFn = Arc<dyn Fn(Vec<NotifyAlert>) + Send + Sync>;
 pub struct EvalDeps {
     /// The query engine.
     pub query: QueryFn,
+    /// The LogQL engine, for Loki ruler groups (none: such groups fail).
+    pub log_query: Option<QueryFn>,
     /// Storage for rule output.
     pub append: AppendFn,
     /// Where due alerts go.
@@ -296,7 +311,11 @@ pub async fn eval_group(group: &Group, ts: i64, deps: &EvalDeps) {
     let mut pending_notifications = Vec::new();
     for (rule, state) in spec.rules.iter().zip(&group.states) {
         let rule_started = Instant::now();
-        let result = (deps.query)(rule.expr.clone(), sample_ts).await;
+        let result = match (spec.lang, &deps.log_query) {
+            (crate::rules::Lang::Promql, _) => (deps.query)(rule.expr.clone(), sample_ts).await,
+            (crate::rules::Lang::Logql, Some(q)) => q(rule.expr.clone(), sample_ts).await,
+            (crate::rules::Lang::Logql, None) => Err("LogQL rules need log storage on this node".to_string()),
+        };
         let mut notifications: Vec<NotifyAlert> = Vec::new();
         let output: Result<Vec<OutputSample>, String> = {
             let mut st = state.lock();
@@ -402,6 +421,7 @@ mod tests {
         sent: Arc<Mutex<Vec<NotifyAlert>>>,
     ) -> EvalDeps {
         EvalDeps {
+            log_query: None,
             query: Arc::new(move |q: String, _t| {
                 let answers = answers.clone();
                 Box::pin(async move {
@@ -513,6 +533,7 @@ mod tests {
             interval: 15_000,
             query_offset: 30_000,
             limit: 0,
+            lang: Default::default(),
             rules: vec![RuleSpec {
                 name: "r".into(),
                 expr: "vector(1)".into(),
@@ -553,6 +574,7 @@ mod tests {
             interval: 15_000,
             query_offset: 0,
             limit: 0,
+            lang: Default::default(),
             rules: Vec::new(),
         };
         let now = 1_700_000_000_123;

@@ -322,6 +322,7 @@ mod tests {
     /// Queries answer one sample while their expression is in `on`.
     fn deps(on: Arc<Mutex<Vec<&'static str>>>) -> EvalDeps {
         EvalDeps {
+            log_query: None,
             query: Arc::new(move |q: String, _t| {
                 let on = on.lock().iter().any(|e| *e == q);
                 Box::pin(async move {
@@ -350,6 +351,7 @@ mod tests {
             interval: 3_600_000,
             query_offset: 0,
             limit: 0,
+            lang: Default::default(),
             rules: vec![
                 RuleSpec {
                     name: "Sticky".into(),

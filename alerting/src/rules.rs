@@ -117,9 +117,24 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Parses and validates a rule file. On success returns the file and the
-/// number of rules; otherwise every problem found.
+/// The query language of a rule file's expressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// PromQL over metrics (Prometheus rule files).
+    #[default]
+    Promql,
+    /// LogQL metric queries over logs (Loki ruler files).
+    Logql,
+}
+
+/// Parses and validates a Prometheus rule file. On success returns the
+/// file and the number of rules; otherwise every problem found.
 pub fn check(text: &str) -> Result<(RuleFile, usize), Vec<Problem>> {
+    check_lang(text, Lang::Promql)
+}
+
+/// [`check`] for rule files whose expressions are in `lang`.
+pub fn check_lang(text: &str, lang: Lang) -> Result<(RuleFile, usize), Vec<Problem>> {
     let file: RuleFile = serde_saphyr::from_str(text).map_err(|e| {
         vec![Problem {
             line: 0,
@@ -164,7 +179,7 @@ pub fn check(text: &str) -> Result<(RuleFile, usize), Vec<Problem>> {
                 message: format!("group {:?}, rule {}, {:?}: {err}", group.name, i + 1, rule.name()),
             };
             let (rl, rc) = (r.referenced.line(), r.referenced.column());
-            for err in validate_rule(rule) {
+            for err in validate_rule(rule, lang) {
                 let (l, c) = match (&err.1, &rule.expr) {
                     (true, Some(e)) => (e.referenced.line(), e.referenced.column()),
                     _ => (rl, rc),
@@ -181,7 +196,7 @@ pub fn check(text: &str) -> Result<(RuleFile, usize), Vec<Problem>> {
 }
 
 /// The problems of one rule; `true` marks those about its expression.
-fn validate_rule(r: &RuleDef) -> Vec<(String, bool)> {
+fn validate_rule(r: &RuleDef, lang: Lang) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     let record = r.record.as_deref().unwrap_or("");
     let alert = r.alert.as_deref().unwrap_or("");
@@ -194,11 +209,21 @@ fn validate_rule(r: &RuleDef) -> Vec<(String, bool)> {
     match r.expr.as_ref().map(|e| e.value.as_string()) {
         None => out.push(("field 'expr' must be set in rule".into(), false)),
         Some(e) if e.trim().is_empty() => out.push(("field 'expr' must be set in rule".into(), true)),
-        Some(e) => {
-            if let Err(err) = sightline_query::promql::parse(&e) {
-                out.push((format!("could not parse expression: {err}"), true));
+        Some(e) => match lang {
+            Lang::Promql => {
+                if let Err(err) = sightline_query::promql::parse(&e) {
+                    out.push((format!("could not parse expression: {err}"), true));
+                }
             }
-        }
+            Lang::Logql => match sightline_query::logql::parse(&e) {
+                Err(err) => out.push((format!("could not parse expression: {err}"), true)),
+                Ok(sightline_query::logql::Expr::Log(_)) => out.push((
+                    "a rule needs a LogQL metric query (e.g. sum(count_over_time({app=\"x\"} |= \"error\" [5m]))), not a log query".into(),
+                    true,
+                )),
+                Ok(_) => {}
+            },
+        },
     }
     if !record.is_empty() {
         if !r.annotations.is_empty() {
@@ -346,5 +371,25 @@ mod tests {
     fn unknown_keys_and_broken_yaml_are_errors() {
         assert!(check("groups:\n  - name: g\n    rulez: []\n").is_err());
         assert!(check("groups: [").is_err());
+    }
+}
+
+#[cfg(test)]
+mod logql_rule_tests {
+    use super::*;
+
+    #[test]
+    fn loki_ruler_files_are_checked_with_logql() {
+        let good = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(count_over_time({app=\"x\"} |= \"error\" [5m])) > 1\n";
+        assert!(check_lang(good, Lang::Logql).is_ok());
+        assert!(check(good).is_err(), "not PromQL");
+        let log_query =
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: '{app=\"x\"} |= \"error\"'\n";
+        let problems = check_lang(log_query, Lang::Logql).expect_err("a log query is no rule");
+        assert!(
+            problems[0].message.contains("needs a LogQL metric query"),
+            "{}",
+            problems[0].message
+        );
     }
 }
