@@ -144,7 +144,9 @@ pub struct LogDb {
     head: Mutex<LogHead>,
     flushing: RwLock<Vec<Arc<LogHead>>>,
     blocks: RwLock<Vec<Arc<LogBlock>>>,
-    maintenance: Mutex<()>,
+    /// Frozen heads whose blocks are not written yet, with the WAL segment
+    /// their records end before; held by whoever cuts.
+    maintenance: Mutex<Vec<(Arc<LogHead>, Option<u64>)>>,
     compaction: Mutex<()>,
     stats: Arc<LogStats>,
     closed: AtomicBool,
@@ -226,7 +228,7 @@ impl LogDb {
             head: Mutex::new(head),
             flushing: RwLock::new(Vec::new()),
             blocks: RwLock::new(blocks),
-            maintenance: Mutex::new(()),
+            maintenance: Mutex::new(Vec::new()),
             compaction: Mutex::new(()),
             stats,
             closed: AtomicBool::new(false),
@@ -509,32 +511,59 @@ impl LogDb {
         self.cut_head()
     }
 
+    /// Freezes the head and writes every frozen head into a block, oldest
+    /// first. WAL segments are deleted only once no frozen head is left
+    /// unwritten: a failed block write (a full disk, say) keeps its head
+    /// readable and its WAL segments on disk, and the next cut retries it.
     fn cut_head(&self) -> Result<()> {
-        let _m = self.maintenance.lock();
-        let (frozen, rotated) = {
-            let mut head = self.head.lock();
-            if head.is_empty() {
-                return Ok(());
-            }
-            let frozen = Arc::new(std::mem::take(&mut *head));
-            self.flushing.write().push(frozen.clone());
-            // Queued under the head lock: every record of `frozen` lies in
-            // a segment below the one this starts.
-            (frozen, self.wal.rotate(Vec::new()))
-        };
-        let segment = rotated
-            .blocking_recv()
-            .map_err(|_| StorageError::WalUnavailable("wal writer stopped".into()))?
-            .map_err(StorageError::WalUnavailable)?;
-        let streams = frozen.sorted_streams();
-        let block = block::write_block(&self.dirs, streams, self.opts.zstd_level, segment, Vec::new())?;
+        let mut pending = self.maintenance.lock();
         {
-            let mut blocks = self.blocks.write();
-            blocks.push(Arc::new(block));
-            self.flushing.write().retain(|h| !Arc::ptr_eq(h, &frozen));
+            let mut head = self.head.lock();
+            if !head.is_empty() {
+                let frozen = Arc::new(std::mem::take(&mut *head));
+                self.flushing.write().push(frozen.clone());
+                // Queued under the head lock: every record of `frozen` lies
+                // in a segment below the one this starts.
+                let rotated = self.wal.rotate(Vec::new());
+                drop(head);
+                let segment = rotated
+                    .blocking_recv()
+                    .map_err(|_| "wal writer stopped".to_string())
+                    .and_then(|r| r);
+                match segment {
+                    Ok(n) => pending.push((frozen, Some(n))),
+                    Err(e) => {
+                        // No boundary known: its segments must stay.
+                        pending.push((frozen, None));
+                        return Err(StorageError::WalUnavailable(e));
+                    }
+                }
+            }
         }
-        self.wal.remove_segments_before(segment)?;
-        self.stats.head_flushes.inc();
+        while let Some((frozen, segment)) = pending.first().cloned() {
+            let Some(segment) = segment else {
+                return Err(StorageError::WalUnavailable(
+                    "a cut head has no WAL boundary; restart to replay it".into(),
+                ));
+            };
+            let block = block::write_block(
+                &self.dirs,
+                frozen.sorted_streams(),
+                self.opts.zstd_level,
+                segment,
+                Vec::new(),
+            )?;
+            {
+                let mut blocks = self.blocks.write();
+                blocks.push(Arc::new(block));
+                self.flushing.write().retain(|h| !Arc::ptr_eq(h, &frozen));
+            }
+            pending.remove(0);
+            if pending.is_empty() {
+                self.wal.remove_segments_before(segment)?;
+            }
+            self.stats.head_flushes.inc();
+        }
         self.refresh_gauges();
         Ok(())
     }

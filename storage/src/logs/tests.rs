@@ -336,3 +336,57 @@ fn small_blocks_are_merged_and_old_ones_expire() {
     );
     assert!(all(&db, "t").is_empty());
 }
+
+#[test]
+fn a_failed_block_write_keeps_the_lines_readable_and_in_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = t0();
+    let staging = dir.path().join("staging");
+    {
+        let db = LogDb::open(opts(dir.path())).expect("open");
+        db.push_blocking(push("t", &[("app", "a")], vec![LogEntry::new(base, "first")]))
+            .expect("push");
+        // Block writes fail while staging is not a directory.
+        std::fs::remove_dir_all(&staging).expect("rm staging");
+        std::fs::write(&staging, b"not a dir").expect("block staging");
+        assert!(db.flush().is_err(), "the block cannot be written");
+        assert_eq!(all(&db, "t")[0].1, vec![(base, "first".into())], "still readable");
+        db.push_blocking(push("t", &[("app", "a")], vec![LogEntry::new(base + 1, "second")]))
+            .expect("push");
+        assert!(db.flush().is_err(), "still failing");
+        // A crash now: both lines must come back from the WAL.
+    }
+    std::fs::remove_file(&staging).expect("unblock staging");
+    let db = LogDb::open(opts(dir.path())).expect("reopen");
+    let want = vec![(base, "first".to_string()), (base + 1, "second".to_string())];
+    assert_eq!(all(&db, "t")[0].1, want);
+    db.flush().expect("flush");
+    drop(db);
+    let db = LogDb::open(opts(dir.path())).expect("reopen");
+    assert_eq!(all(&db, "t")[0].1, want);
+}
+
+#[test]
+fn a_later_cut_retries_an_earlier_failed_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = t0();
+    let staging = dir.path().join("staging");
+    let db = LogDb::open(opts(dir.path())).expect("open");
+    db.push_blocking(push("t", &[("app", "a")], vec![LogEntry::new(base, "first")]))
+        .expect("push");
+    std::fs::remove_dir_all(&staging).expect("rm staging");
+    std::fs::write(&staging, b"x").expect("block staging");
+    assert!(db.flush().is_err());
+    std::fs::remove_file(&staging).expect("unblock");
+    std::fs::create_dir(&staging).expect("staging");
+    db.push_blocking(push("t", &[("app", "a")], vec![LogEntry::new(base + 1, "second")]))
+        .expect("push");
+    db.flush().expect("both heads written");
+    assert_eq!(db.block_metas().len(), 2);
+    drop(db);
+    let db = LogDb::open(opts(dir.path())).expect("reopen");
+    assert_eq!(
+        all(&db, "t")[0].1,
+        vec![(base, "first".into()), (base + 1, "second".into())]
+    );
+}
