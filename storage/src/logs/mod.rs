@@ -450,30 +450,36 @@ impl LogDb {
     /// Every entry `q` selects, stream by stream (a stream may appear once
     /// per source: head, heads being flushed, each block; entries of each
     /// part in time order). Blocking: call off the async runtime.
+    ///
+    /// Sources are read newest first — head, heads being written, blocks —
+    /// the order entries move in, so an entry moving during the read is
+    /// seen twice (and merged), never missed.
     pub fn select(&self, q: &LogSelect) -> Result<Vec<LogStream>> {
         let mut out = Vec::new();
         let mut scanned = 0u64;
+        self.head.lock().select(q, &mut out);
+        let flushing: Vec<Arc<LogHead>> = self.flushing.read().clone();
+        for h in &flushing {
+            h.select(q, &mut out);
+        }
         let blocks: Vec<Arc<LogBlock>> = self.blocks.read().clone();
         for b in &blocks {
             b.select(q, &mut out, &mut scanned)?;
         }
-        for h in self.flushing.read().iter() {
-            h.select(q, &mut out);
-        }
-        self.head.lock().select(q, &mut out);
         Ok(merge_streams(out))
     }
 
     /// Keys of the streams `q` selects that have entries in its range.
+    /// (Read newest first, as [`LogDb::select`].)
     pub fn stream_keys(&self, q: &LogSelect) -> Vec<Arc<StreamKey>> {
         let mut out = Vec::new();
-        for b in self.blocks.read().iter() {
-            b.stream_keys(q, &mut out);
-        }
+        self.head.lock().stream_keys(q, &mut out);
         for h in self.flushing.read().iter() {
             h.stream_keys(q, &mut out);
         }
-        self.head.lock().stream_keys(q, &mut out);
+        for b in self.blocks.read().iter() {
+            b.stream_keys(q, &mut out);
+        }
         out.sort();
         out.dedup();
         out
