@@ -28,6 +28,24 @@ fn otel_sdk_available() -> bool {
     has_otel
 }
 
+/// Runs `tests/otel/<script>` against the server's OTLP gRPC port and
+/// returns what it printed (what it sent, as JSON).
+fn run_sender(script: &str, srv: &Server) -> std::process::Output {
+    let path = format!("{}/tests/otel/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(path)
+        .arg(srv.grpc.to_string())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        srv.log_text()
+    );
+    out
+}
+
 #[test]
 fn python_sdk_metrics_arrive_over_grpc() {
     if !otel_sdk_available() {
@@ -35,18 +53,7 @@ fn python_sdk_metrics_arrive_over_grpc() {
     }
     let tmp = tempfile::tempdir().expect("tmp");
     let srv = Server::start(&tmp.path().join("data"), &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel/send_metrics.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(srv.grpc.to_string())
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        srv.log_text()
-    );
+    let out = run_sender("send_metrics.py", &srv);
     let expected: serde_json::Map<String, Value> =
         serde_json::from_slice(&out.stdout).expect("expected values as JSON");
     let stored = export(&srv, "{job=\"mail/spam-scanner\"}");
@@ -89,18 +96,7 @@ fn python_sdk_logs_arrive_over_grpc_as_loki_streams() {
     }
     let tmp = tempfile::tempdir().expect("tmp");
     let srv = Server::start(&tmp.path().join("data"), &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel/send_logs.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(srv.grpc.to_string())
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        srv.log_text()
-    );
+    let out = run_sender("send_logs.py", &srv);
     let sent: Vec<String> = serde_json::from_slice(&out.stdout).expect("sent lines as JSON");
     let now_ns = now_ms() * 1_000_000;
     let r = client()

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -27,10 +27,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-use prost::Message;
 use sightline_storage::logs::{LogEntry, LogPush, LogPushReport, RawLabels};
 
-use super::{Format, decode_body, request_format};
+use super::{decode_request, encode_response, request_format};
 use crate::IngestError;
 use crate::logstore::{LogIngest, tenant_from_headers};
 
@@ -214,30 +213,14 @@ pub async fn handle_http(
         let body = body.map_err(|e| crate::remote_write::body_error(e, state.opts.max_request_bytes))?;
         let _permit = state.admit()?;
         let tenant = tenant_from_headers(&headers)?;
-        let raw = decode_body(&headers, body, state.opts.max_decoded_bytes)?;
-        let req = match format {
-            Format::Protobuf => ExportLogsServiceRequest::decode(raw.as_slice()).map_err(|e| {
-                IngestError::BadRequest(format!("cannot decode OTLP ExportLogsServiceRequest protobuf: {e}"))
-            })?,
-            Format::Json => serde_json::from_slice(&raw)
-                .map_err(|e| IngestError::BadRequest(format!("cannot decode OTLP JSON logs: {e}")))?,
-        };
+        let req: ExportLogsServiceRequest = decode_request(format, &headers, body, state.opts.max_decoded_bytes)?;
         let report = export(&state, tenant, req).await?;
         Ok::<_, IngestError>((format, report))
     }
     .await;
     match result {
         Err(e) => e.into_response(),
-        Ok((Format::Protobuf, r)) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))],
-            response(&r).encode_to_vec(),
-        )
-            .into_response(),
-        Ok((Format::Json, r)) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            serde_json::to_vec(&response(&r)).unwrap_or_default(),
-        )
-            .into_response(),
+        Ok((format, r)) => encode_response(format, &response(&r)),
     }
 }
 

@@ -77,6 +77,37 @@ fn decode_body(headers: &HeaderMap, body: Bytes, max_decoded: usize) -> Result<V
     }
 }
 
+/// Decodes an OTLP/HTTP request body (gzip or not) as protobuf or JSON.
+fn decode_request<M>(format: Format, headers: &HeaderMap, body: Bytes, max_decoded: usize) -> Result<M, IngestError>
+where
+    M: Message + Default + serde::de::DeserializeOwned,
+{
+    let raw = decode_body(headers, body, max_decoded)?;
+    let name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("request");
+    match format {
+        Format::Protobuf => M::decode(raw.as_slice())
+            .map_err(|e| IngestError::BadRequest(format!("cannot decode OTLP {name} protobuf: {e}"))),
+        Format::Json => serde_json::from_slice(&raw)
+            .map_err(|e| IngestError::BadRequest(format!("cannot decode OTLP {name} JSON: {e}"))),
+    }
+}
+
+/// Answers in the request's encoding, as OTLP/HTTP asks.
+fn encode_response<M: Message + serde::Serialize>(format: Format, msg: &M) -> Response {
+    match format {
+        Format::Protobuf => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))],
+            msg.encode_to_vec(),
+        )
+            .into_response(),
+        Format::Json => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            serde_json::to_vec(msg).unwrap_or_default(),
+        )
+            .into_response(),
+    }
+}
+
 fn response_message(out: &StoreOutcome) -> ExportMetricsServiceResponse {
     ExportMetricsServiceResponse {
         partial_success: out.problems.first().map(|m| ExportMetricsPartialSuccess {
@@ -107,14 +138,7 @@ pub async fn handle_http(
         let format = request_format(&headers)?;
         let body = body.map_err(|e| crate::remote_write::body_error(e, state.opts.max_request_bytes))?;
         let _permit = state.admit()?;
-        let raw = decode_body(&headers, body, state.opts.max_decoded_bytes)?;
-        let req = match format {
-            Format::Protobuf => ExportMetricsServiceRequest::decode(raw.as_slice()).map_err(|e| {
-                IngestError::BadRequest(format!("cannot decode OTLP ExportMetricsServiceRequest protobuf: {e}"))
-            })?,
-            Format::Json => serde_json::from_slice(&raw)
-                .map_err(|e| IngestError::BadRequest(format!("cannot decode OTLP JSON: {e}")))?,
-        };
+        let req: ExportMetricsServiceRequest = decode_request(format, &headers, body, state.opts.max_decoded_bytes)?;
         let out = export(&state, req).await?;
         Ok::<_, IngestError>((format, out))
     }
@@ -122,16 +146,7 @@ pub async fn handle_http(
     state.stats.request(Protocol::OtlpHttp, result.is_ok());
     match result {
         Err(e) => e.into_response(),
-        Ok((Format::Protobuf, out)) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))],
-            response_message(&out).encode_to_vec(),
-        )
-            .into_response(),
-        Ok((Format::Json, out)) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            serde_json::to_vec(&response_message(&out)).unwrap_or_default(),
-        )
-            .into_response(),
+        Ok((format, out)) => encode_response(format, &response_message(&out)),
     }
 }
 

@@ -308,20 +308,26 @@ fn stream_keys(
     all
 }
 
-async fn labels(State(state): State<LokiState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Bytes) -> Answer {
-    let p = request(raw, &headers, &body);
-    let tenant = tenant(&headers)?;
+/// The streams a metadata request (`labels`, `label/<n>/values`,
+/// `series`) is about: its tenant, time range (default: the last 6 hours)
+/// and selectors (`param_names`), each stream once.
+async fn requested_streams(
+    state: LokiState,
+    raw: Option<String>,
+    headers: &HeaderMap,
+    body: &[u8],
+    param_names: &'static [&'static str],
+) -> Result<Vec<Arc<sightline_storage::logs::StreamKey>>, LokiError> {
+    let p = request(raw, headers, body);
+    let tenant = tenant(headers)?;
     let (start, end) = p.range_ns(6 * 3600)?;
-    let sels = selectors(&p, &["query"])?;
-    let names = blocking(move || {
-        let keys = stream_keys(&state, &tenant, &sels, start, end);
-        let names: BTreeSet<String> = keys
-            .iter()
-            .flat_map(|k| k.labels.iter().map(|l| l.name.to_string()))
-            .collect();
-        Ok(names)
-    })
-    .await?;
+    let sels = selectors(&p, param_names)?;
+    blocking(move || Ok(stream_keys(&state, &tenant, &sels, start, end))).await
+}
+
+async fn labels(State(state): State<LokiState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Bytes) -> Answer {
+    let keys = requested_streams(state, raw, &headers, &body, &["query"]).await?;
+    let names: BTreeSet<&str> = keys.iter().flat_map(|k| k.labels.iter().map(|l| l.name)).collect();
     Ok(success(json!(names)))
 }
 
@@ -332,41 +338,17 @@ async fn label_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let p = request(raw, &headers, &body);
-    let tenant = tenant(&headers)?;
-    let (start, end) = p.range_ns(6 * 3600)?;
-    let sels = selectors(&p, &["query"])?;
-    let values = blocking(move || {
-        let keys = stream_keys(&state, &tenant, &sels, start, end);
-        let values: BTreeSet<String> = keys
-            .iter()
-            .filter_map(|k| k.labels.get(&name).map(str::to_string))
-            .collect();
-        Ok(values)
-    })
-    .await?;
+    let keys = requested_streams(state, raw, &headers, &body, &["query"]).await?;
+    let values: BTreeSet<&str> = keys.iter().filter_map(|k| k.labels.get(&name)).collect();
     Ok(success(json!(values)))
 }
 
 async fn series(State(state): State<LokiState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Bytes) -> Answer {
-    let p = request(raw, &headers, &body);
-    let tenant = tenant(&headers)?;
-    let (start, end) = p.range_ns(6 * 3600)?;
-    let sels = selectors(&p, &["match[]", "match"])?;
-    let out = blocking(move || {
-        let keys = stream_keys(&state, &tenant, &sels, start, end);
-        let v: Vec<BTreeMap<String, String>> = keys
-            .iter()
-            .map(|k| {
-                k.labels
-                    .iter()
-                    .map(|l| (l.name.to_string(), l.value.to_string()))
-                    .collect()
-            })
-            .collect();
-        Ok(v)
-    })
-    .await?;
+    let keys = requested_streams(state, raw, &headers, &body, &["match[]", "match"]).await?;
+    let out: Vec<BTreeMap<&str, &str>> = keys
+        .iter()
+        .map(|k| k.labels.iter().map(|l| (l.name, l.value)).collect())
+        .collect();
     Ok(success(json!(out)))
 }
 
