@@ -353,6 +353,7 @@ pub struct LogBlock {
     streams: Vec<BlockStream>,
     disk_bytes: u64,
     index: OnceLock<std::result::Result<(IndexReader, IndexFields), String>>,
+    term_list: OnceLock<std::result::Result<Vec<u8>, String>>,
     deleted: AtomicBool,
 }
 
@@ -387,6 +388,7 @@ impl LogBlock {
             dir: dir.to_path_buf(),
             streams,
             index: OnceLock::new(),
+            term_list: OnceLock::new(),
             deleted: AtomicBool::new(false),
         })
     }
@@ -480,10 +482,25 @@ impl LogBlock {
                 });
             }
         };
-        let Some(query) = index::granule_query(fields, needles) else {
+        let searcher = reader.searcher();
+        // The term list is built on the first search that needs it and kept
+        // in memory with the block (about the size of its dictionary).
+        let needs_list = needles.iter().any(|n| {
+            index::needle_tokens(n)
+                .iter()
+                .all(|t| !matches!(t, index::TokenNeed::Exact(_) | index::TokenNeed::Prefix(_)))
+        });
+        let list = if needs_list {
+            let built = self
+                .term_list
+                .get_or_init(|| index::term_list(&searcher, fields).map_err(|e| e.to_string()));
+            built.as_ref().ok().map(Vec::as_slice)
+        } else {
+            None
+        };
+        let Some(query) = index::granule_query(fields, needles, list) else {
             return Ok(None);
         };
-        let searcher = reader.searcher();
         let granules = searcher
             .search(query.as_ref(), &GranuleCollector)
             .map_err(|e| index::tantivy_err(&self.dir, e))?;

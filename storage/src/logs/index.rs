@@ -153,7 +153,13 @@ pub fn needle_tokens(needle: &str) -> Vec<TokenNeed> {
 ///
 /// Exact and prefix tokens are always used; a suffix or infix token (a
 /// scan of the term dictionary) only when its needle has nothing better.
-pub fn granule_query(fields: &IndexFields, needles: &[String]) -> Option<Box<dyn Query>> {
+///
+/// `term_list` is the block's line terms, one per `\n`-ended line (see
+/// [`term_list`]): with it, suffix and infix tokens are looked up by
+/// searching that list for the terms that end with or contain them, then
+/// asking for those terms exactly, instead of scanning the dictionary with
+/// a regular expression.
+pub fn granule_query(fields: &IndexFields, needles: &[String], term_list: Option<&[u8]>) -> Option<Box<dyn Query>> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for needle in needles {
         let tokens = needle_tokens(needle);
@@ -176,8 +182,14 @@ pub fn granule_query(fields: &IndexFields, needles: &[String]) -> Option<Box<dyn
                 )),
                 // The line's token may be a long one that was not indexed.
                 TokenNeed::Prefix(s) => or_long(fields, regex_query(&format!("{s}.*"), fields.line)?),
-                TokenNeed::Suffix(s) => or_long(fields, regex_query(&format!(".*{s}"), fields.line)?),
-                TokenNeed::Infix(s) => or_long(fields, regex_query(&format!(".*{s}.*"), fields.line)?),
+                TokenNeed::Suffix(s) => match term_list.and_then(|l| listed_terms(l, s, true)) {
+                    Some(terms) => or_long(fields, any_term(fields, terms)),
+                    None => or_long(fields, regex_query(&format!(".*{s}"), fields.line)?),
+                },
+                TokenNeed::Infix(s) => match term_list.and_then(|l| listed_terms(l, s, false)) {
+                    Some(terms) => or_long(fields, any_term(fields, terms)),
+                    None => or_long(fields, regex_query(&format!(".*{s}.*"), fields.line)?),
+                },
             };
             clauses.push((Occur::Must, q));
         }
@@ -203,6 +215,67 @@ pub fn has_long_token(line: &str) -> bool {
         }
     }
     false
+}
+
+/// Most terms one needle token may expand to through the term list; a
+/// token found in more terms is looked up by a dictionary scan instead.
+const MAX_LISTED_TERMS: usize = 4096;
+
+/// Every line term of `index` (all segments), each followed by `\n`.
+pub fn term_list(index: &tantivy::Searcher, fields: &IndexFields) -> tantivy::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for seg in index.segment_readers() {
+        let inv = seg.inverted_index(fields.line)?;
+        let mut stream = inv.terms().stream()?;
+        while stream.advance() {
+            out.extend_from_slice(stream.key());
+            out.push(b'\n');
+        }
+    }
+    Ok(out)
+}
+
+/// The terms of `list` that contain `token` (or end with it, when
+/// `suffix`), each once; `None` when there are too many.
+fn listed_terms<'a>(list: &'a [u8], token: &str, suffix: bool) -> Option<Vec<&'a [u8]>> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    let finder = memchr::memmem::Finder::new(token.as_bytes());
+    let mut last_start = usize::MAX;
+    for at in finder.find_iter(list) {
+        let start = memchr::memrchr(b'\n', &list[..at]).map_or(0, |p| p + 1);
+        let end = memchr::memchr(b'\n', &list[at..]).map_or(list.len(), |p| at + p);
+        if suffix && at + token.len() != end {
+            continue;
+        }
+        if start == last_start {
+            continue;
+        }
+        last_start = start;
+        out.push(&list[start..end]);
+        if out.len() > MAX_LISTED_TERMS {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Granules holding any of `terms` (none: a query matching nothing).
+fn any_term(fields: &IndexFields, terms: Vec<&[u8]>) -> Box<dyn Query> {
+    if terms.is_empty() {
+        return Box::new(tantivy::query::EmptyQuery);
+    }
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+        .into_iter()
+        .filter_map(|t| std::str::from_utf8(t).ok())
+        .map(|t| {
+            let q: Box<dyn Query> = Box::new(TermQuery::new(
+                Term::from_field_text(fields.line, t),
+                IndexRecordOption::Basic,
+            ));
+            (Occur::Should, q)
+        })
+        .collect();
+    Box::new(BooleanQuery::new(clauses))
 }
 
 /// A query for granules holding structured metadata `name=value`.
