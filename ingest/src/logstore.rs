@@ -147,11 +147,16 @@ impl LogIngest {
 
 /// The tenant named by `X-Scope-OrgID`, or Loki's single-tenant default.
 pub fn tenant_from_headers(headers: &axum::http::HeaderMap) -> Result<String, IngestError> {
-    let Some(v) = headers.get("x-scope-orgid") else {
+    tenant_of(headers.get("x-scope-orgid").map(|v| v.as_bytes()))
+}
+
+/// The tenant named by an `X-Scope-OrgID` value (an HTTP header or gRPC
+/// metadata), checked; Loki's single-tenant default when there is none.
+pub fn tenant_of(raw: Option<&[u8]>) -> Result<String, IngestError> {
+    let Some(raw) = raw else {
         return Ok(DEFAULT_TENANT.to_string());
     };
-    let t = v
-        .to_str()
+    let t = std::str::from_utf8(raw)
         .map_err(|_| IngestError::BadRequest("X-Scope-OrgID is not valid text".into()))?
         .trim();
     check_tenant(t)?;

@@ -245,18 +245,7 @@ impl LogsService for GrpcLogs {
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         let result = async {
             let _permit = self.state.admit()?;
-            let tenant = match request.metadata().get("x-scope-orgid") {
-                None => sightline_storage::logs::DEFAULT_TENANT.to_string(),
-                Some(v) => {
-                    let t = v
-                        .to_str()
-                        .map_err(|_| IngestError::BadRequest("x-scope-orgid is not valid text".into()))?
-                        .trim()
-                        .to_string();
-                    crate::logstore::check_tenant(&t)?;
-                    t
-                }
-            };
+            let tenant = crate::logstore::tenant_of(request.metadata().get("x-scope-orgid").map(|v| v.as_bytes()))?;
             export(&self.state, tenant, request.into_inner()).await
         }
         .await;

@@ -200,15 +200,15 @@ pub fn eval_log(
     }
     let pipeline = Pipeline::new(log).map_err(EvalError::bad)?;
     let streams = ctx.read(log, &pipeline, start, end, false)?;
-    let mut picked: Vec<(i64, String, LabelMap)> = Vec::new();
-    for s in &streams {
+    // (time, line, stream, labels when the pipeline changed the stream's).
+    let mut picked: Vec<(i64, String, usize, Option<LabelMap>)> = Vec::new();
+    for (si, s) in streams.iter().enumerate() {
         // The answer's entries are among each stream's first `limit`
         // matches in the query's direction.
         let mut taken = 0;
         let mut visit = |e: &sightline_storage::logs::LogEntry| {
             if let Some(p) = pipeline.process(e.ts, &e.line, &s.key.labels, &e.metadata) {
-                let labels = p.labels.unwrap_or_else(|| stream_label_map(&s.key.labels));
-                picked.push((e.ts, p.line, labels));
+                picked.push((e.ts, p.line, si, p.labels));
                 taken += 1;
             }
             taken < limit
@@ -235,12 +235,25 @@ pub fn eval_log(
         Direction::Forward => picked.sort_by_key(|p| p.0),
     }
     picked.truncate(limit);
+    // A stream's own labels are turned into a map and key once, not per line.
+    let mut stream_labels: HashMap<usize, (String, LabelMap)> = HashMap::new();
     let mut by_labels: BTreeMap<String, StreamResult> = BTreeMap::new();
-    for (ts, line, labels) in picked {
+    for (ts, line, si, labels) in picked {
+        let key = match &labels {
+            Some(l) => key_of(l),
+            None => stream_labels
+                .entry(si)
+                .or_insert_with(|| {
+                    let l = stream_label_map(&streams[si].key.labels);
+                    (key_of(&l), l)
+                })
+                .0
+                .clone(),
+        };
         by_labels
-            .entry(key_of(&labels))
+            .entry(key)
             .or_insert_with(|| StreamResult {
-                labels,
+                labels: labels.unwrap_or_else(|| stream_labels.get(&si).map(|x| x.1.clone()).unwrap_or_default()),
                 entries: Vec::new(),
             })
             .entries

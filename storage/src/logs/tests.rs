@@ -337,6 +337,12 @@ fn small_blocks_are_merged_and_old_ones_expire() {
     assert!(all(&db, "t").is_empty());
 }
 
+/// Makes block writes fail: staging becomes a file.
+fn block_staging(staging: &std::path::Path) {
+    std::fs::remove_dir_all(staging).expect("rm staging");
+    std::fs::write(staging, b"not a dir").expect("block staging");
+}
+
 #[test]
 fn a_failed_block_write_keeps_the_lines_readable_and_in_the_wal() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -346,9 +352,7 @@ fn a_failed_block_write_keeps_the_lines_readable_and_in_the_wal() {
         let db = LogDb::open(opts(dir.path())).expect("open");
         db.push_blocking(push("t", &[("app", "a")], vec![LogEntry::new(base, "first")]))
             .expect("push");
-        // Block writes fail while staging is not a directory.
-        std::fs::remove_dir_all(&staging).expect("rm staging");
-        std::fs::write(&staging, b"not a dir").expect("block staging");
+        block_staging(&staging);
         assert!(db.flush().is_err(), "the block cannot be written");
         assert_eq!(all(&db, "t")[0].1, vec![(base, "first".into())], "still readable");
         db.push_blocking(push("t", &[("app", "a")], vec![LogEntry::new(base + 1, "second")]))
@@ -374,8 +378,7 @@ fn a_later_cut_retries_an_earlier_failed_one() {
     let db = LogDb::open(opts(dir.path())).expect("open");
     db.push_blocking(push("t", &[("app", "a")], vec![LogEntry::new(base, "first")]))
         .expect("push");
-    std::fs::remove_dir_all(&staging).expect("rm staging");
-    std::fs::write(&staging, b"x").expect("block staging");
+    block_staging(&staging);
     assert!(db.flush().is_err());
     std::fs::remove_file(&staging).expect("unblock");
     std::fs::create_dir(&staging).expect("staging");
