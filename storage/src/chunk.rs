@@ -61,6 +61,12 @@ struct BitReader<'a> {
 impl BitReader<'_> {
     /// The 64 bits starting at byte `i`, big-endian, zero-padded.
     fn word(&self, i: usize) -> u64 {
+        // One unaligned load; only the chunk's last bytes take the
+        // byte-copy path (a `copy_from_slice` of variable length is a
+        // call to memmove, which was most of the decoder's time).
+        if let Some(Ok(w)) = self.buf.get(i..i + 8).map(<[u8; 8]>::try_from) {
+            return u64::from_be_bytes(w);
+        }
         let mut w = [0u8; 8];
         if let Some(src) = self.buf.get(i..) {
             let n = src.len().min(8);
@@ -366,19 +372,33 @@ impl SeriesChunks {
     }
 
     /// True when some sample lies within `[start, end]`.
+    ///
+    /// Decodes nothing when a chunk lies wholly inside the range (its
+    /// first or last sample is in it) and at most the chunks the range
+    /// cuts through otherwise: listing series must not cost a read.
     pub fn has_samples_in(&self, start: i64, end: i64) -> bool {
-        let mut found = Vec::new();
-        let overlapping = self
+        let open =
+            (self.open.count > 0).then_some((self.open.min_t, self.open.max_t, &self.open.w.buf[..], self.open.count));
+        let chunks = self
             .sealed
             .iter()
-            .map(|c| (c.min_t, c.max_t))
-            .chain((self.open.count > 0).then_some((self.open.min_t, self.open.max_t)))
-            .any(|(lo, hi)| hi >= start && lo <= end);
-        if !overlapping {
-            return false;
+            .map(|c| (c.min_t, c.max_t, &c.data[..], c.count))
+            .chain(open);
+        let mut found = Vec::new();
+        for (lo, hi, data, count) in chunks {
+            if hi < start || lo > end {
+                continue;
+            }
+            if (start..=end).contains(&lo) || (start..=end).contains(&hi) {
+                return true;
+            }
+            // The range lies strictly between two samples of this chunk.
+            decode(data, count, start, end, &mut found);
+            if !found.is_empty() {
+                return true;
+            }
         }
-        self.read(start, end, &mut found);
-        !found.is_empty()
+        false
     }
 
     /// Bytes held for sample data (for memory accounting and tests).

@@ -30,6 +30,40 @@ pub trait SeriesReader: Send + Sync + 'static {
         end: i64,
     ) -> impl Future<Output = Result<Vec<SeriesData>>> + Send;
 
+    /// Like [`Self::select`], but hands the series to `out` a batch at a
+    /// time, in label order, each batch holding about `batch_samples`
+    /// samples (at least one series), so a caller that consumes series
+    /// one by one needs memory for a batch, not for the whole answer.
+    /// Returns early, without error, once the receiver is gone; an error
+    /// is returned, not sent.
+    fn select_batches(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        batch_samples: usize,
+        out: tokio::sync::mpsc::Sender<Vec<SeriesData>>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let mut batch = Vec::new();
+            let mut samples = 0;
+            for s in self.select(matchers, start, end).await? {
+                samples += s.timestamps.len();
+                batch.push(s);
+                if samples >= batch_samples {
+                    samples = 0;
+                    if out.send(std::mem::take(&mut batch)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = out.send(batch).await;
+            }
+            Ok(())
+        }
+    }
+
     /// The label sets of the series matching all matchers that have
     /// samples in `[start, end]`, without reading samples.
     fn series(

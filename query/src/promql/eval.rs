@@ -2,13 +2,13 @@
 //! all evaluation steps at a time (series-at-a-time, not step-at-a-time),
 //! over samples preloaded by [`super::plan`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
-use sightline_storage::STALE_NAN_BITS;
+use sightline_storage::{STALE_NAN_BITS, SeriesData};
 
 use super::error::{QueryError, exec_err};
 use super::value::{LabelSet, Point, RawSeries, Series};
@@ -132,7 +132,21 @@ pub struct Evaluator<'a> {
     pub instant: bool,
     /// Warnings and infos collected while evaluating.
     pub annotations: RefCell<Vec<Annotation>>,
+    /// Range selectors read while their function runs, by selector key
+    /// (see [`super::plan::SelectorRead::streamed`]); `None` once taken.
+    pub streams: RefCell<Streams>,
+    /// Samples the query may still read (`query.max_samples` minus what
+    /// was loaded before evaluation).
+    pub sample_budget: Cell<usize>,
+    /// The `query.max_samples` limit, for its error message.
+    pub max_samples: usize,
 }
+
+/// Batches of series arriving from storage for a streamed selector.
+pub type SeriesStream = tokio::sync::mpsc::Receiver<Vec<SeriesData>>;
+
+/// The streamed selectors of a query, by selector key.
+pub type Streams = HashMap<usize, Option<SeriesStream>>;
 
 /// A warning or info about the result, as Prometheus' annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,28 +313,65 @@ impl Evaluator<'_> {
     /// The raw samples of a range selector, stale markers removed, as
     /// the input of a range function.
     pub fn matrix_input(&self, ms: &MatrixSelector) -> Vec<RawSeries> {
-        self.selector_data(&ms.vs)
-            .iter()
-            .map(|raw| {
-                if raw.vs.iter().any(|v| is_stale(*v)) {
-                    let (ts, vs): (Vec<i64>, Vec<f64>) = raw
-                        .ts
-                        .iter()
-                        .zip(raw.vs.iter())
-                        .filter(|(_, v)| !is_stale(**v))
-                        .map(|(t, v)| (*t, *v))
-                        .unzip();
-                    RawSeries {
-                        labels: raw.labels.clone(),
-                        drop_name: raw.drop_name,
-                        ts: Arc::new(ts),
-                        vs: Arc::new(vs),
-                    }
-                } else {
-                    raw.clone()
-                }
-            })
-            .collect()
+        self.selector_data(&ms.vs).iter().cloned().map(without_stale).collect()
+    }
+
+    /// Hands a range function's input to `f`: all of it at once, or, for
+    /// a selector streamed from storage, a batch of series at a time in
+    /// label order. Returns true when the input was streamed (its series
+    /// then arrive in storage's label order, not the loader's).
+    pub fn range_batches(
+        &self,
+        expr: &Expr,
+        steps: Steps,
+        mut f: impl FnMut(RangeInput) -> Result<(), QueryError>,
+    ) -> Result<bool, QueryError> {
+        let ms = match expr {
+            Expr::Paren(p) => return self.range_batches(&p.expr, steps, f),
+            Expr::MatrixSelector(ms) => ms,
+            _ => {
+                f(self.range_input(expr, steps)?)?;
+                return Ok(false);
+            }
+        };
+        let key = selector_key(&ms.vs);
+        let stream = match self.streams.borrow_mut().get_mut(&key) {
+            None => {
+                f(self.range_input(expr, steps)?)?;
+                return Ok(false);
+            }
+            Some(slot) => slot.take(),
+        };
+        let Some(mut stream) = stream else {
+            return exec_err(format!("internal error: streamed selector {} evaluated twice", ms.vs));
+        };
+        while let Some(batch) = stream.blocking_recv() {
+            self.check_deadline()?;
+            let samples: usize = batch.iter().map(|s| s.timestamps.len()).sum();
+            let left = self.sample_budget.get();
+            if samples > left {
+                return Err(QueryError::TooManySamples(self.max_samples));
+            }
+            self.sample_budget.set(left - samples);
+            let series = batch
+                .into_iter()
+                .map(|s| {
+                    without_stale(RawSeries {
+                        labels: LabelSet::from_storage(&s.labels),
+                        drop_name: false,
+                        ts: Arc::new(s.timestamps),
+                        vs: Arc::new(s.values),
+                    })
+                })
+                .collect();
+            f(RangeInput {
+                series,
+                range: duration_ms(&ms.range),
+                offset: offset_ms(&ms.vs.offset),
+                at: self.at_ms(&ms.vs.at),
+            })?;
+        }
+        Ok(true)
     }
 
     /// A range selector evaluated on its own (instant queries only): the
@@ -411,6 +462,26 @@ impl Evaluator<'_> {
             }),
             other => exec_err(format!("expected a range vector, got {other}")),
         }
+    }
+}
+
+/// The series without staleness markers (a range function's input).
+fn without_stale(raw: RawSeries) -> RawSeries {
+    if !raw.vs.iter().any(|v| is_stale(*v)) {
+        return raw;
+    }
+    let (ts, vs): (Vec<i64>, Vec<f64>) = raw
+        .ts
+        .iter()
+        .zip(raw.vs.iter())
+        .filter(|(_, v)| !is_stale(**v))
+        .map(|(t, v)| (*t, *v))
+        .unzip();
+    RawSeries {
+        labels: raw.labels,
+        drop_name: raw.drop_name,
+        ts: Arc::new(ts),
+        vs: Arc::new(vs),
     }
 }
 

@@ -222,13 +222,15 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
             Ok(Value::Vector(absent_series(arg(0)?, &present, steps)))
         }
         "absent_over_time" => {
-            let input = ev.range_input(arg(0)?, steps)?;
             let mut present = vec![false; steps.len()];
-            for (_, points) in input.map_windows(steps, |w| (!w.ts.is_empty()).then_some(1.0)) {
-                for p in points {
-                    present[steps.index(p.t)] = true;
+            ev.range_batches(arg(0)?, steps, |input| {
+                for (_, points) in input.map_windows(steps, |w| (!w.ts.is_empty()).then_some(1.0)) {
+                    for p in points {
+                        present[steps.index(p.t)] = true;
+                    }
                 }
-            }
+                Ok(())
+            })?;
             Ok(Value::Vector(absent_series(arg(0)?, &present, steps)))
         }
         "histogram_quantile" => {
@@ -777,19 +779,23 @@ fn range_fn(
     drop_name: bool,
     f: impl Fn(&Window<'_>) -> Option<f64> + Sync,
 ) -> Result<Value, QueryError> {
-    let input = ev.range_input(arg, steps)?;
-    let out = input
-        .map_windows(steps, f)
-        .into_iter()
-        .map(|(si, points)| {
+    let mut out = Vec::new();
+    let streamed = ev.range_batches(arg, steps, |input| {
+        for (si, points) in input.map_windows(steps, &f) {
             let raw = &input.series[si];
-            Series {
+            out.push(Series {
                 labels: raw.labels.clone(),
                 drop_name: drop_name || raw.drop_name,
                 points,
-            }
-        })
-        .collect();
+            });
+        }
+        Ok(())
+    })?;
+    if streamed {
+        // The loader's order (by evaluated label set), which decides ties
+        // downstream, whatever order storage streamed in.
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    }
     Ok(Value::Vector(out))
 }
 

@@ -142,42 +142,49 @@ impl Engine {
         let lookback = self.opts.lookback_delta.as_millis() as i64;
         let query_step = if instant { 0 } else { steps.step };
         let default_subquery_step = self.opts.default_subquery_step.as_millis() as i64;
+        let settings = EvalSettings {
+            lookback,
+            steps,
+            default_subquery_step,
+            query_step,
+            instant,
+            max_samples: self.opts.max_samples,
+        };
         let reads = {
             let empty = eval::SelectorData::new();
-            let ev = Evaluator {
-                data: &empty,
-                lookback,
-                query_start: steps.start,
-                query_end: steps.end,
-                default_subquery_step,
-                deadline: None,
-                query_step,
-                instant,
-                annotations: Default::default(),
-            };
+            let ev = settings.evaluator(&empty, None, eval::Streams::new(), 0);
             let mut reads = Vec::new();
             plan::plan(&ev, &expr, steps.start, steps.end, &mut reads)?;
             reads
         };
         let t_plan = started.elapsed();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let data = tokio::time::timeout(remaining, plan::load(reader, reads, self.opts.max_samples))
+        let (streamed, reads): (Vec<_>, Vec<_>) = reads.into_iter().partition(|r| r.streamed);
+        let (data, loaded) = tokio::time::timeout(remaining, plan::load(reader, reads, self.opts.max_samples))
             .await
             .map_err(|_| QueryError::Timeout("query preparation"))??;
         let t_load = started.elapsed();
-        tokio::task::spawn_blocking(move || {
+        // Streamed selectors are read while the evaluator runs: one
+        // producer per selector, each a batch ahead of its consumer.
+        let mut streams = eval::Streams::new();
+        let mut producers = Vec::new();
+        for read in &streamed {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            streams.insert(read.key, Some(rx));
+            if read.start <= read.end {
+                producers.push(reader.select_batches(
+                    &read.matchers[0],
+                    read.start,
+                    read.end,
+                    STREAM_BATCH_SAMPLES,
+                    tx,
+                ));
+            }
+        }
+        let sample_budget = self.opts.max_samples.saturating_sub(loaded);
+        let evaluation = tokio::task::spawn_blocking(move || {
             let t0 = Instant::now();
-            let ev = Evaluator {
-                data: &data,
-                lookback,
-                query_start: steps.start,
-                query_end: steps.end,
-                default_subquery_step,
-                deadline: Some(deadline),
-                query_step,
-                instant,
-                annotations: Default::default(),
-            };
+            let ev = settings.evaluator(&data, Some(deadline), streams, sample_budget);
             let value = ev.eval(&expr, steps)?;
             let t_eval = t0.elapsed();
             let value = finish(value, steps, instant)?;
@@ -196,11 +203,58 @@ impl Engine {
                 }
             }
             Ok(QueryResult { value, warnings, infos })
+        });
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let (read, evaluated) = tokio::time::timeout(remaining, async {
+            tokio::join!(futures::future::try_join_all(producers), evaluation)
         })
         .await
-        .map_err(|e| QueryError::Execution(format!("query evaluation failed: {e}")))?
+        .map_err(|_| QueryError::Timeout("query execution"))?;
+        // A storage failure cut a stream short: the evaluator saw fewer
+        // series than exist, so its answer is not returned.
+        read?;
+        evaluated.map_err(|e| QueryError::Execution(format!("query evaluation failed: {e}")))?
     }
 }
+
+/// What every evaluator of one query shares.
+#[derive(Clone, Copy)]
+struct EvalSettings {
+    lookback: i64,
+    steps: Steps,
+    default_subquery_step: i64,
+    query_step: i64,
+    instant: bool,
+    max_samples: usize,
+}
+
+impl EvalSettings {
+    fn evaluator<'a>(
+        &self,
+        data: &'a eval::SelectorData,
+        deadline: Option<Instant>,
+        streams: eval::Streams,
+        sample_budget: usize,
+    ) -> Evaluator<'a> {
+        Evaluator {
+            data,
+            lookback: self.lookback,
+            query_start: self.steps.start,
+            query_end: self.steps.end,
+            default_subquery_step: self.default_subquery_step,
+            deadline,
+            query_step: self.query_step,
+            instant: self.instant,
+            annotations: Default::default(),
+            streams: std::cell::RefCell::new(streams),
+            sample_budget: std::cell::Cell::new(sample_budget),
+            max_samples: self.max_samples,
+        }
+    }
+}
+
+/// Samples per batch of a streamed selector (about 16 MB as loaded).
+const STREAM_BATCH_SAMPLES: usize = 1 << 20;
 
 fn type_name(t: ValueType) -> &'static str {
     match t {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use promql_parser::parser::Expr;
+use promql_parser::parser::{Expr, MatrixSelector};
 use sightline_storage::{Labels, Matcher, SeriesReader};
 
 use super::error::QueryError;
@@ -24,6 +24,10 @@ pub struct SelectorRead {
     pub start: i64,
     /// Last millisecond needed.
     pub end: i64,
+    /// True when the selector is a range function's argument, read batch
+    /// by batch while the function runs instead of before evaluation
+    /// (memory for a batch of series, not for all of them).
+    pub streamed: bool,
 }
 
 /// Walks `expr`, evaluated at times within `[lo, hi]`, listing the reads.
@@ -37,6 +41,7 @@ pub fn plan(ev: &Evaluator<'_>, expr: &Expr, lo: i64, hi: i64, out: &mut Vec<Sel
                 matchers: matcher_sets(vs).map_err(QueryError::Parse)?,
                 start: lo - off - ev.lookback,
                 end: hi - off,
+                streamed: false,
             });
         }
         Expr::MatrixSelector(ms) => {
@@ -48,6 +53,7 @@ pub fn plan(ev: &Evaluator<'_>, expr: &Expr, lo: i64, hi: i64, out: &mut Vec<Sel
                 matchers: matcher_sets(vs).map_err(QueryError::Parse)?,
                 start: lo - off - duration_ms(&ms.range),
                 end: hi - off,
+                streamed: false,
             });
         }
         Expr::Subquery(sq) => {
@@ -84,16 +90,35 @@ pub fn plan(ev: &Evaluator<'_>, expr: &Expr, lo: i64, hi: i64, out: &mut Vec<Sel
                 matchers: vec![info_name_matchers(selector)?],
                 start: lo - offset - ev.lookback,
                 end: hi - offset,
+                streamed: false,
             });
         }
         Expr::Call(c) => {
             for a in &c.args.args {
                 plan(ev, a, lo, hi, out)?;
+                // Every function taking a range selector reads it through
+                // `Evaluator::range_batches`, series by series.
+                if let Some(ms) = range_selector(a)
+                    && let Some(read) = out.last_mut()
+                    && read.key == selector_key(&ms.vs)
+                    && read.matchers.len() == 1
+                {
+                    read.streamed = true;
+                }
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
     Ok(())
+}
+
+/// The range selector `expr` is, inside any parentheses.
+fn range_selector(expr: &Expr) -> Option<&MatrixSelector> {
+    match expr {
+        Expr::Paren(p) => range_selector(&p.expr),
+        Expr::MatrixSelector(ms) => Some(ms),
+        _ => None,
+    }
 }
 
 /// When `info()` looks its info series up: at the base selector's own
@@ -158,12 +183,12 @@ pub fn info_name_matchers(
 }
 
 /// Reads every planned selector; fails once more than `max_samples`
-/// samples have been read in total.
+/// samples have been read in total. Returns the samples read.
 pub async fn load<R: SeriesReader>(
     reader: &R,
     reads: Vec<SelectorRead>,
     max_samples: usize,
-) -> Result<SelectorData, QueryError> {
+) -> Result<(SelectorData, usize), QueryError> {
     let mut data = SelectorData::new();
     let mut total = 0usize;
     let mut label_cache: BTreeMap<Arc<Labels>, LabelSet> = BTreeMap::new();
@@ -197,5 +222,5 @@ pub async fn load<R: SeriesReader>(
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         data.insert(read.key, series);
     }
-    Ok(data)
+    Ok((data, total))
 }

@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::file::metadata::PageIndexPolicy;
 
 use super::store::ObjectReader;
 
@@ -101,7 +102,13 @@ impl Block {
             .copied()
             .ok_or_else(|| corrupt(&id, "meta lists no samples file"))?;
         let mut reader = ObjectReader::new(&store, samples_path.clone(), size);
-        let samples_meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+        // With the page index a read of some series fetches and decodes
+        // only the pages holding their rows.
+        let samples_meta = ArrowReaderMetadata::load_async(
+            &mut reader,
+            ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional),
+        )
+        .await?;
         let rows = samples_meta.metadata().file_metadata().num_rows();
         if u64::try_from(rows).ok() != Some(meta.num_samples) {
             return Err(corrupt(
@@ -185,15 +192,14 @@ impl Block {
         }
         let size = self.meta.files.get(SAMPLES_FILE).copied().unwrap_or_default();
         let reader = ObjectReader::new(&self.store, self.samples_path.clone(), size);
-        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone())
+        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone())
             .with_row_selection(RowSelection::from(selectors))
             .with_batch_size(65_536)
             .build()?;
-        let batches: Vec<RecordBatch> = stream.try_collect().await?;
-
         let mut out: Vec<SeriesChunk> = Vec::with_capacity(ids.len());
         let mut current: Option<(u32, Vec<Sample>)> = None;
-        for batch in &batches {
+        // Batch by batch: only one decoded batch is alive at a time.
+        while let Some(batch) = stream.try_next().await? {
             let series = batch.column(0).as_primitive::<UInt32Type>();
             let ts = batch.column(1).as_primitive::<Int64Type>();
             let v_int = batch.column(2).as_primitive::<Int64Type>();

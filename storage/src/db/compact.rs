@@ -137,6 +137,7 @@ impl Db {
             blocks.push(merged);
             blocks.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
         }
+        wait_for_readers(sources).await;
         for sid in &source_ids {
             delete_block(&inner.store, sid).await?;
         }
@@ -158,18 +159,21 @@ impl Db {
     pub async fn apply_retention(&self) -> Result<()> {
         let _maintenance = self.inner.maintenance.lock().await;
         let cutoff = now_ms().saturating_sub(dur_ms(self.inner.opts.retention));
-        let expired: BTreeSet<String> = self
+        let expired_blocks: Vec<Arc<Block>> = self
             .inner
             .blocks
             .read()
             .iter()
             .filter(|b| b.meta.max_t < cutoff)
-            .map(|b| b.meta.id.clone())
+            .cloned()
             .collect();
-        if expired.is_empty() {
+        if expired_blocks.is_empty() {
             return Ok(());
         }
+        let expired: BTreeSet<String> = expired_blocks.iter().map(|b| b.meta.id.clone()).collect();
         self.inner.blocks.write().retain(|b| !expired.contains(&b.meta.id));
+        wait_for_readers(&expired_blocks).await;
+        drop(expired_blocks);
         for id in &expired {
             delete_block(&self.inner.store, id).await?;
             self.inner.stats.retention_deletions.inc();
@@ -177,6 +181,24 @@ impl Db {
         }
         self.refresh_gauges();
         Ok(())
+    }
+}
+
+/// Longest a deletion waits for the queries still reading a block.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits until no query holds any of `blocks` (beyond the caller's own
+/// reference), so that deleting their files cannot cut a running read
+/// short — a streamed query reads a block batch by batch, long after it
+/// took its snapshot. Gives up after [`READER_WAIT`] (a query's timeout).
+async fn wait_for_readers(blocks: &[Arc<Block>]) {
+    let deadline = std::time::Instant::now() + READER_WAIT;
+    while blocks.iter().any(|b| Arc::strong_count(b) > 1) {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("deleting blocks still held by a query after {READER_WAIT:?}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

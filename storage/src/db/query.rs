@@ -1,6 +1,6 @@
 //! Reading: merge the head and the blocks into one view per series.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::Db;
@@ -46,6 +46,99 @@ pub(crate) fn merge_sources(mut sources: Vec<Vec<Sample>>) -> Vec<Sample> {
     }
 }
 
+/// Where one series of a batched read is stored.
+#[derive(Default)]
+struct BatchSources {
+    /// (index into the read's block list, series id in that block).
+    blocks: Vec<(usize, u32)>,
+    /// The series' reference in the head registry, when a head has samples.
+    head: Option<crate::head::SeriesRef>,
+    /// Samples expected, to size batches.
+    estimate: usize,
+}
+
+/// Samples a head is assumed to hold per series when sizing batches (a
+/// head covers minutes, not hours).
+const HEAD_SAMPLES_ESTIMATE: usize = 64;
+
+fn series_data(labels: Arc<Labels>, samples: &[Sample]) -> SeriesData {
+    SeriesData {
+        labels,
+        timestamps: samples.iter().map(|s| s.t).collect(),
+        values: samples.iter().map(|s| s.v).collect(),
+    }
+}
+
+/// Reads the samples of one batch of series from the blocks (a task per
+/// block, decoding only the pages holding the batch's rows) and the heads
+/// (a task of their own), and merges each series' sources.
+async fn read_batch(
+    blocks: &[Arc<Block>],
+    heads: &[Arc<Head>],
+    series: Vec<(Arc<Labels>, BatchSources)>,
+    start: i64,
+    end: i64,
+) -> Result<Vec<(Arc<Labels>, Vec<Sample>)>> {
+    let mut ids: Vec<Vec<u32>> = vec![Vec::new(); blocks.len()];
+    for (_, s) in &series {
+        for (bi, id) in &s.blocks {
+            ids[*bi].push(*id);
+        }
+    }
+    let head_task = {
+        let heads = heads.to_vec();
+        let refs: Vec<Option<crate::head::SeriesRef>> = series.iter().map(|(_, s)| s.head).collect();
+        tokio::spawn(async move {
+            refs.into_iter()
+                .map(|r| {
+                    let Some(r) = r else { return Vec::new() };
+                    heads
+                        .iter()
+                        .map(|h| {
+                            let mut buf = Vec::new();
+                            h.read(r, start, end, &mut buf);
+                            buf
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut tasks = Vec::new();
+    for (bi, mut block_ids) in ids.into_iter().enumerate() {
+        if block_ids.is_empty() {
+            continue;
+        }
+        block_ids.sort_unstable();
+        let b = blocks[bi].clone();
+        tasks.push(tokio::spawn(async move { b.read_series(&block_ids, start, end).await }));
+    }
+    // Sources per series, oldest block first (block order decides which
+    // source wins on equal timestamps), heads last.
+    let mut by_series: HashMap<Arc<Labels>, Vec<Vec<Sample>>> = HashMap::with_capacity(series.len());
+    for t in tasks {
+        let chunks = t
+            .await
+            .map_err(|e| StorageError::Internal(format!("block read task failed: {e}")))??;
+        for chunk in chunks {
+            by_series.entry(chunk.labels).or_default().push(chunk.samples);
+        }
+    }
+    let head_samples = head_task
+        .await
+        .map_err(|e| StorageError::Internal(format!("head read task failed: {e}")))?;
+    let mut out = Vec::with_capacity(series.len());
+    for ((labels, _), from_heads) in series.into_iter().zip(head_samples) {
+        let mut sources = by_series.remove(&labels).unwrap_or_default();
+        sources.extend(from_heads);
+        let samples = merge_sources(sources);
+        if !samples.is_empty() {
+            out.push((labels, samples));
+        }
+    }
+    Ok(out)
+}
+
 impl Db {
     fn snapshot(&self) -> (Vec<Arc<Block>>, Vec<Arc<Head>>) {
         let blocks = self.inner.blocks.read().clone();
@@ -55,78 +148,84 @@ impl Db {
         (blocks, hs)
     }
 
-    /// Samples of matching series, as rows; used by `select` and compaction tests.
+    /// Samples of matching series, as rows, sorted by labels.
     pub async fn select_samples(
         &self,
         matchers: &[Matcher],
         start: i64,
         end: i64,
     ) -> Result<Vec<(Arc<Labels>, Vec<Sample>)>> {
+        let (blocks, heads, series) = self.plan_read(matchers, start, end).await?;
+        read_batch(&blocks, &heads, series, start, end).await
+    }
+
+    /// Every matching series with where it is stored, in label order,
+    /// from the indexes alone (no samples read).
+    async fn plan_read(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<(Vec<Arc<Block>>, Vec<Arc<Head>>, Vec<(Arc<Labels>, BatchSources)>)> {
         let (blocks, heads) = self.snapshot();
-        // Keyed by the interned label set's address: every source shares
-        // one `Arc` per series, so no label comparison per chunk.
-        let mut by_series: HashMap<usize, (Arc<Labels>, Vec<Vec<Sample>>)> = HashMap::new();
-        let mut add = |labels: Arc<Labels>, samples: Vec<Sample>| {
-            by_series
-                .entry(Arc::as_ptr(&labels) as usize)
-                .or_insert_with(|| (labels, Vec::new()))
-                .1
-                .push(samples);
-        };
-        // Blocks are decoded in parallel (one task each, so every core
-        // decodes), then merged in block order, which decides which source
-        // wins on equal timestamps.
-        let mut tasks = Vec::new();
-        for b in blocks.iter().filter(|b| b.meta.overlaps(start, end)) {
-            let (b, matchers) = (b.clone(), matchers.to_vec());
-            tasks.push(tokio::spawn(async move {
-                let ids = b.select_ids(&matchers, start, end).await?;
-                b.read_series(&ids, start, end).await
-            }));
-        }
-        for t in tasks {
-            let chunks = t
-                .await
-                .map_err(|e| StorageError::Internal(format!("block read task failed: {e}")))??;
-            for chunk in chunks {
-                add(chunk.labels, chunk.samples);
+        let blocks: Vec<Arc<Block>> = blocks.into_iter().filter(|b| b.meta.overlaps(start, end)).collect();
+        let mut plan: BTreeMap<Arc<Labels>, BatchSources> = BTreeMap::new();
+        for (bi, b) in blocks.iter().enumerate() {
+            for id in b.select_ids(matchers, start, end).await? {
+                if let Some(s) = b.series(id) {
+                    let e = plan.entry(s.labels.clone()).or_default();
+                    e.blocks.push((bi, id));
+                    e.estimate += s.row_count as usize;
+                }
             }
         }
         {
             let reg = self.inner.registry.read();
             for r in reg.postings().select(matchers) {
-                let Some(labels) = reg.labels(r) else {
-                    continue;
-                };
-                for h in &heads {
-                    let mut buf = Vec::new();
-                    h.read(r, start, end, &mut buf);
-                    if !buf.is_empty() {
-                        add(labels.clone(), buf);
-                    }
+                if heads.iter().any(|h| h.has_samples_in(r, start, end))
+                    && let Some(labels) = reg.labels(r)
+                {
+                    let e = plan.entry(labels.clone()).or_default();
+                    e.head = Some(r);
+                    e.estimate += HEAD_SAMPLES_ESTIMATE;
                 }
             }
         }
-        let mut grouped: Vec<(Arc<Labels>, Vec<Vec<Sample>>)> = by_series.into_values().collect();
-        grouped.sort_by(|a, b| a.0.cmp(&b.0));
-        // Should a series ever not be interned, its sources still meet here.
-        let mut out: Vec<(Arc<Labels>, Vec<Sample>)> = Vec::with_capacity(grouped.len());
-        let mut pending: Option<(Arc<Labels>, Vec<Vec<Sample>>)> = None;
-        for (labels, sources) in grouped {
-            match pending.as_mut() {
-                Some((l, s)) if **l == *labels => s.extend(sources),
-                _ => {
-                    if let Some((l, s)) = pending.replace((labels, sources)) {
-                        out.push((l, merge_sources(s)));
-                    }
-                }
+        Ok((blocks, heads, plan.into_iter().collect()))
+    }
+
+    /// Samples of matching series read a batch of series at a time (see
+    /// [`SeriesReader::select_batches`]): the matching series are listed
+    /// from the indexes first, then each batch is read and sent.
+    async fn read_in_batches(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        batch_samples: usize,
+        out: tokio::sync::mpsc::Sender<Vec<SeriesData>>,
+    ) -> Result<()> {
+        let (blocks, heads, series) = self.plan_read(matchers, start, end).await?;
+        let mut pending: Vec<(Arc<Labels>, BatchSources)> = Vec::new();
+        let mut pending_samples = 0usize;
+        let mut entries = series.into_iter().peekable();
+        while let Some((labels, sources)) = entries.next() {
+            pending_samples += sources.estimate;
+            pending.push((labels, sources));
+            if pending_samples < batch_samples.max(1) && entries.peek().is_some() {
+                continue;
+            }
+            pending_samples = 0;
+            let batch: Vec<SeriesData> = read_batch(&blocks, &heads, std::mem::take(&mut pending), start, end)
+                .await?
+                .into_iter()
+                .map(|(labels, samples)| series_data(labels, &samples))
+                .collect();
+            if !batch.is_empty() && out.send(batch).await.is_err() {
+                return Ok(());
             }
         }
-        if let Some((l, s)) = pending {
-            out.push((l, merge_sources(s)));
-        }
-        out.retain(|(_, s)| !s.is_empty());
-        Ok(out)
+        Ok(())
     }
 
     async fn matching_series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<BTreeSet<Arc<Labels>>> {
@@ -157,12 +256,19 @@ impl SeriesReader for Db {
             .select_samples(matchers, start, end)
             .await?
             .into_iter()
-            .map(|(labels, samples)| SeriesData {
-                labels,
-                timestamps: samples.iter().map(|s| s.t).collect(),
-                values: samples.iter().map(|s| s.v).collect(),
-            })
+            .map(|(labels, samples)| series_data(labels, &samples))
             .collect())
+    }
+
+    async fn select_batches(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        batch_samples: usize,
+        out: tokio::sync::mpsc::Sender<Vec<SeriesData>>,
+    ) -> Result<()> {
+        self.read_in_batches(matchers, start, end, batch_samples, out).await
     }
 
     async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::matcher::Matcher;
-use crate::read::SeriesReader;
+use crate::read::{SeriesData, SeriesReader};
 
 fn opts(dir: &std::path::Path) -> DbOptions {
     let mut o = DbOptions::new(dir);
@@ -230,4 +230,118 @@ async fn label_apis_see_head_and_blocks() {
     let s = db.series(&[], t0 + 1, t0 + 10).await.expect("series");
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].metric_name(), Some("b"));
+}
+
+/// All batches of a batched read, concatenated.
+async fn read_batched(db: &Db, matchers: &[Matcher], start: i64, end: i64, batch: usize) -> (Vec<SeriesData>, usize) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let (read, got) = tokio::join!(db.select_batches(matchers, start, end, batch, tx), async {
+        let mut all = Vec::new();
+        let mut batches = 0;
+        while let Some(b) = rx.recv().await {
+            assert!(!b.is_empty(), "no empty batches");
+            batches += 1;
+            all.extend(b);
+        }
+        (all, batches)
+    });
+    read.expect("batched read");
+    got
+}
+
+#[tokio::test]
+async fn batched_reads_equal_whole_reads_across_blocks_and_head() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 30 * 60_000;
+    let db = Db::open(opts(tmp.path())).await.expect("open");
+    let hosts: Vec<String> = (0..40).map(|i| format!("h{i:02}")).collect();
+    // Three sources per series: two blocks and the head, the second
+    // block rewriting one timestamp of the first (newest wins), and a
+    // series only in the head.
+    for (round, shift) in [(0, 0), (1, 20)] {
+        let list: Vec<Series> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let s: Vec<(i64, f64)> = (0..25)
+                    .map(|k| (t0 + (shift + k) * 15_000, (round * 1000 + i * 10 + k as usize) as f64))
+                    .collect();
+                series("up", h, &s)
+            })
+            .collect();
+        db.append_all(&list).await.expect("append");
+        db.flush_head().await.expect("flush");
+    }
+    db.append_all(&[
+        series("up", "h03", &[(t0 + 60 * 15_000, 7.0)]),
+        series("up", "zz-head-only", &[(t0, 1.0)]),
+    ])
+    .await
+    .expect("append");
+    assert_eq!(db.blocks().len(), 2);
+    let m = [Matcher::equal("__name__", "up")];
+    let whole = db.select(&m, i64::MIN, i64::MAX).await.expect("select");
+    assert_eq!(whole.len(), 41);
+    for batch in [1, 30, 100, 1_000_000] {
+        let (got, batches) = read_batched(&db, &m, i64::MIN, i64::MAX, batch).await;
+        assert_eq!(got, whole, "batch size {batch}");
+        if batch == 1 {
+            assert_eq!(batches, 41, "one series per batch");
+        }
+        if batch == 1_000_000 {
+            assert_eq!(batches, 1);
+        }
+    }
+    // A time range cutting through both blocks.
+    let (lo, hi) = (t0 + 10 * 15_000, t0 + 30 * 15_000);
+    let whole = db.select(&m, lo, hi).await.expect("select");
+    assert_eq!(read_batched(&db, &m, lo, hi, 50).await.0, whole);
+    // A receiver that goes away ends the read without an error.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(rx);
+    db.select_batches(&m, i64::MIN, i64::MAX, 1, tx)
+        .await
+        .expect("ends quietly");
+}
+
+#[tokio::test]
+async fn compaction_waits_for_a_streamed_read_before_deleting_its_blocks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 30 * 60_000;
+    let mut o = opts(tmp.path());
+    o.compaction_fan_in = 2;
+    let db = Db::open(o).await.expect("open");
+    let hosts: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+    for round in 0..2i64 {
+        let list: Vec<Series> = hosts
+            .iter()
+            .map(|h| series("up", h, &[(t0 + round * 15_000, round as f64)]))
+            .collect();
+        db.append_all(&list).await.expect("append");
+        db.flush_head().await.expect("flush");
+    }
+    assert_eq!(db.blocks().len(), 2);
+    let m = [Matcher::equal("__name__", "up")];
+    let whole = db.select(&m, i64::MIN, i64::MAX).await.expect("select");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let reader = {
+        let db = db.clone();
+        tokio::spawn(async move { db.select_batches(&m, i64::MIN, i64::MAX, 1, tx).await })
+    };
+    let mut got = rx.recv().await.expect("first batch");
+    // The blocks are merged and swapped out while the read is under way.
+    let compaction = {
+        let db = db.clone();
+        tokio::spawn(async move { db.compact().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Some(b) = rx.recv().await {
+        got.extend(b);
+    }
+    reader.await.expect("join").expect("the read never loses its blocks");
+    compaction.await.expect("join").expect("compact");
+    assert_eq!(got, whole);
+    assert_eq!(db.blocks().len(), 1);
+    let files = std::fs::read_dir(tmp.path().join("blocks")).expect("dir").count();
+    assert_eq!(files, 1, "the merged sources are deleted once the read is done");
 }
