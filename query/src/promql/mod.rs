@@ -7,6 +7,7 @@
 
 mod aggregate;
 mod binary;
+pub mod durexpr;
 pub mod error;
 pub mod eval;
 mod functions;
@@ -22,6 +23,7 @@ use promql_parser::parser::{self, Expr};
 use sightline_storage::SeriesReader;
 use tokio::sync::Semaphore;
 
+pub use durexpr::DurationContext;
 pub use error::QueryError;
 use eval::{Evaluator, Steps, Value};
 use value::{DUPLICATE_LABELSET, LabelSet, Point, QueryValue};
@@ -71,9 +73,18 @@ pub struct Engine {
     slots: Arc<Semaphore>,
 }
 
-/// Parses a query, giving errors in Prometheus' wording.
+/// Parses a query, giving errors in Prometheus' wording; duration
+/// expressions see `step()` and `range()` as 0 (an instant query).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    parser::parse(query).map_err(|e| QueryError::Parse(format!("1:1: parse error: {e}")))
+    parse_with(query, &DurationContext::default())
+}
+
+/// Parses a query run with the given step and range (for `step()` and
+/// `range()` in duration expressions).
+pub fn parse_with(query: &str, ctx: &DurationContext) -> Result<Expr, QueryError> {
+    let parse_err = |e: String| QueryError::Parse(format!("1:1: parse error: {e}"));
+    let query = durexpr::rewrite(query, ctx).map_err(parse_err)?;
+    parser::parse(&query).map_err(parse_err)
 }
 
 impl Engine {
@@ -103,7 +114,13 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, QueryError> {
-        let expr = parse(query)?;
+        let expr = parse_with(
+            query,
+            &DurationContext {
+                step_ms: step,
+                range_ms: end - start,
+            },
+        )?;
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             other => {
