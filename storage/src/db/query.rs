@@ -194,10 +194,23 @@ impl Db {
         Ok((blocks, heads, plan.into_iter().collect()))
     }
 
-    /// Samples of matching series read a batch of series at a time (see
-    /// [`SeriesReader::select_batches`]): the matching series are listed
-    /// from the indexes first, then each batch is read and sent.
-    async fn read_in_batches(
+    async fn matching_series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
+        let (_, _, series) = self.plan_read(matchers, start, end).await?;
+        Ok(series.into_iter().map(|(labels, _)| labels).collect())
+    }
+}
+
+impl SeriesReader for Db {
+    async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
+        Ok(self
+            .select_samples(matchers, start, end)
+            .await?
+            .into_iter()
+            .map(|(labels, samples)| series_data(labels, &samples))
+            .collect())
+    }
+
+    async fn select_batches(
         &self,
         matchers: &[Matcher],
         start: i64,
@@ -205,6 +218,8 @@ impl Db {
         batch_samples: usize,
         out: tokio::sync::mpsc::Sender<Vec<SeriesData>>,
     ) -> Result<()> {
+        // The matching series are listed from the indexes first, then each
+        // batch is read and sent.
         let (blocks, heads, series) = self.plan_read(matchers, start, end).await?;
         let mut pending: Vec<(Arc<Labels>, BatchSources)> = Vec::new();
         let mut pending_samples = 0usize;
@@ -228,51 +243,8 @@ impl Db {
         Ok(())
     }
 
-    async fn matching_series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<BTreeSet<Arc<Labels>>> {
-        let (blocks, heads) = self.snapshot();
-        let mut out = BTreeSet::new();
-        for b in &blocks {
-            for id in b.select_ids(matchers, start, end).await? {
-                if let Some(s) = b.series(id) {
-                    out.insert(s.labels.clone());
-                }
-            }
-        }
-        let reg = self.inner.registry.read();
-        for r in reg.postings().select(matchers) {
-            if heads.iter().any(|h| h.has_samples_in(r, start, end))
-                && let Some(l) = reg.labels(r)
-            {
-                out.insert(l.clone());
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl SeriesReader for Db {
-    async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<SeriesData>> {
-        Ok(self
-            .select_samples(matchers, start, end)
-            .await?
-            .into_iter()
-            .map(|(labels, samples)| series_data(labels, &samples))
-            .collect())
-    }
-
-    async fn select_batches(
-        &self,
-        matchers: &[Matcher],
-        start: i64,
-        end: i64,
-        batch_samples: usize,
-        out: tokio::sync::mpsc::Sender<Vec<SeriesData>>,
-    ) -> Result<()> {
-        self.read_in_batches(matchers, start, end, batch_samples, out).await
-    }
-
     async fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Arc<Labels>>> {
-        Ok(self.matching_series(matchers, start, end).await?.into_iter().collect())
+        self.matching_series(matchers, start, end).await
     }
 
     async fn label_names(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<String>> {
