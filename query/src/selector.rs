@@ -33,6 +33,10 @@ pub fn matcher_sets(vs: &VectorSelector) -> Result<Selector, String> {
     for set in sets {
         let mut ms = Vec::with_capacity(set.len() + 1);
         for m in set {
+            // The `anchored`/`smoothed` marker is the engine's, not a label.
+            if m.name == crate::promql::modifiers::MODIFIER_LABEL {
+                continue;
+            }
             let op = match m.op {
                 PMatchOp::Equal => MatchOp::Equal,
                 PMatchOp::NotEqual => MatchOp::NotEqual,

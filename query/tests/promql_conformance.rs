@@ -321,7 +321,8 @@ fn selects_any(expr: &str, series: &[Labels]) -> bool {
     if series.is_empty() {
         return false;
     }
-    let Ok(e) = promql_parser::parser::parse(expr) else {
+    // Through the engine's parse, which reads the extended syntax too.
+    let Ok(e) = sightline_query::promql::parse(expr) else {
         return false;
     };
     let mut selectors = Vec::new();

@@ -11,6 +11,7 @@ use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryEx
 use sightline_storage::{STALE_NAN_BITS, SeriesData};
 
 use super::error::{QueryError, exec_err};
+use super::modifiers::{SelectorModifier, selector_modifier};
 use super::value::{LabelSet, Point, RawSeries, Series};
 use super::{aggregate, binary, functions};
 
@@ -267,7 +268,50 @@ impl Evaluator<'_> {
     pub fn vector_selector_with(&self, vs: &VectorSelector, steps: Steps, sample_times: bool) -> Vec<Series> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
+        if !sample_times && selector_modifier(vs) == Some(SelectorModifier::Smoothed) {
+            return self.smoothed_samples(self.selector_data(vs), steps, offset, at);
+        }
         self.instant_samples(self.selector_data(vs), steps, offset, at, sample_times)
+    }
+
+    /// A `smoothed` instant selector: at each step the value interpolated
+    /// between the newest sample at or before `(at or step) - offset`
+    /// (within the lookback window) and the next one (within the lookback
+    /// delta after); the newest sample's value when there is no next one.
+    fn smoothed_samples(&self, data: &[RawSeries], steps: Steps, offset: i64, at: Option<i64>) -> Vec<Series> {
+        let mut out = Vec::new();
+        for raw in data {
+            let mut points = Vec::new();
+            let mut j = 0;
+            for t in steps.times() {
+                let eff = at.unwrap_or(t) - offset;
+                while j < raw.ts.len() && raw.ts[j] <= eff {
+                    j += 1;
+                }
+                if j == 0 {
+                    continue;
+                }
+                let (pt, pv) = (raw.ts[j - 1], raw.vs[j - 1]);
+                if pt <= eff - self.lookback || is_stale(pv) {
+                    continue;
+                }
+                let v = match raw.ts.get(j).zip(raw.vs.get(j)) {
+                    Some((&nt, &nv)) if pt < eff && nt <= eff + self.lookback && !is_stale(nv) => {
+                        pv + (nv - pv) * (eff - pt) as f64 / (nt - pt) as f64
+                    }
+                    _ => pv,
+                };
+                points.push(Point { t, v });
+            }
+            if !points.is_empty() {
+                out.push(Series {
+                    labels: raw.labels.clone(),
+                    drop_name: false,
+                    points,
+                });
+            }
+        }
+        out
     }
 
     /// Instant-selector semantics over raw series: at each step the newest
@@ -364,12 +408,7 @@ impl Evaluator<'_> {
                     })
                 })
                 .collect();
-            f(RangeInput {
-                series,
-                range: duration_ms(&ms.range),
-                offset: offset_ms(&ms.vs.offset),
-                at: self.at_ms(&ms.vs.at),
-            })?;
+            f(self.selector_range_input(ms, series))?;
         }
         Ok(true)
     }
@@ -379,6 +418,31 @@ impl Evaluator<'_> {
     fn matrix_at(&self, ms: &MatrixSelector, steps: Steps) -> Result<Vec<RawSeries>, QueryError> {
         if steps.len() != 1 {
             return exec_err("a range vector cannot be the result of a range query");
+        }
+        if selector_modifier(&ms.vs).is_some() {
+            // The extended window itself: its edges' values at its start
+            // and end, the samples inside between them.
+            let input = self.selector_range_input(ms, self.matrix_input(ms));
+            let mut out = Vec::new();
+            for raw in &input.series {
+                let window = std::sync::Mutex::new(Vec::new());
+                input.series_windows(raw, steps, &|w: &Window<'_>| {
+                    if let Ok(mut points) = window.lock() {
+                        *points = w.extended(false).unwrap_or_default();
+                    }
+                    None
+                });
+                let points = window.into_inner().unwrap_or_default();
+                if !points.is_empty() {
+                    out.push(RawSeries {
+                        labels: raw.labels.clone(),
+                        drop_name: raw.drop_name,
+                        ts: Arc::new(points.iter().map(|p| p.0).collect()),
+                        vs: Arc::new(points.iter().map(|p| p.1).collect()),
+                    });
+                }
+            }
+            return Ok(out);
         }
         let raw = self.matrix_input(ms);
         let at = self.at_ms(&ms.vs.at);
@@ -443,22 +507,31 @@ impl Evaluator<'_> {
             .collect())
     }
 
+    /// A range selector's series with its window settings.
+    fn selector_range_input(&self, ms: &MatrixSelector, series: Vec<RawSeries>) -> RangeInput {
+        RangeInput {
+            series,
+            range: duration_ms(&ms.range),
+            offset: offset_ms(&ms.vs.offset),
+            at: self.at_ms(&ms.vs.at),
+            modifier: selector_modifier(&ms.vs),
+            lookback: self.lookback,
+        }
+    }
+
     /// The input of a range function: its range-vector argument's raw
     /// series with the window length and offset to apply.
     pub fn range_input(&self, expr: &Expr, steps: Steps) -> Result<RangeInput, QueryError> {
         match expr {
             Expr::Paren(p) => self.range_input(&p.expr, steps),
-            Expr::MatrixSelector(ms) => Ok(RangeInput {
-                series: self.matrix_input(ms),
-                range: duration_ms(&ms.range),
-                offset: offset_ms(&ms.vs.offset),
-                at: self.at_ms(&ms.vs.at),
-            }),
+            Expr::MatrixSelector(ms) => Ok(self.selector_range_input(ms, self.matrix_input(ms))),
             Expr::Subquery(sq) => Ok(RangeInput {
                 series: self.subquery(sq, steps)?,
                 range: duration_ms(&sq.range),
                 offset: offset_ms(&sq.offset),
                 at: self.at_ms(&sq.at),
+                modifier: None,
+                lookback: self.lookback,
             }),
             other => exec_err(format!("expected a range vector, got {other}")),
         }
@@ -495,6 +568,22 @@ pub struct RangeInput {
     pub offset: i64,
     /// `@` time, if any.
     pub at: Option<i64>,
+    /// `anchored` or `smoothed`, if the selector has it.
+    pub modifier: Option<SelectorModifier>,
+    /// The lookback delta (ms): how far past its window an extended
+    /// selector looks for the samples around the window's edges.
+    pub lookback: i64,
+}
+
+/// The samples an `anchored` or `smoothed` window may use beyond its own:
+/// from a lookback delta before its start (and, smoothed, after its end).
+pub struct Extended<'a> {
+    /// Which modifier.
+    pub modifier: SelectorModifier,
+    /// Timestamps, ascending.
+    pub ts: &'a [i64],
+    /// Values.
+    pub vs: &'a [f64],
 }
 
 /// One window of samples handed to a range function.
@@ -514,6 +603,68 @@ pub struct Window<'a> {
     pub end: i64,
     /// Window length in ms.
     pub range: i64,
+    /// For an `anchored` or `smoothed` selector, the samples around the
+    /// window.
+    pub ext: Option<Extended<'a>>,
+}
+
+impl Window<'_> {
+    /// The window of an `anchored` or `smoothed` selector as points: its
+    /// start with the value there, the samples strictly inside, its end
+    /// with the value there (Prometheus' `extendFloats`). Anchored edges
+    /// take the last sample at or before them (the first inside when
+    /// none); smoothed edges interpolate between the samples around them,
+    /// modelling a counter reset as a restart from 0 when `is_counter`.
+    /// None when the selector has no modifier or no sample fits.
+    pub fn extended(&self, is_counter: bool) -> Option<Vec<(i64, f64)>> {
+        let ext = self.ext.as_ref()?;
+        let (ts, vs) = (ext.ts, ext.vs);
+        if ts.is_empty() {
+            return None;
+        }
+        let smoothed = ext.modifier == SelectorModifier::Smoothed;
+        let mut last = ts.len() - 1;
+        let mut first = ts[..last].partition_point(|t| *t <= self.start).saturating_sub(1);
+        if smoothed {
+            last = ts[..last].partition_point(|t| *t < self.end);
+        }
+        if ts[last] <= self.start || (smoothed && ts[first] > self.end) {
+            return None;
+        }
+        let interpolate = |a: usize, b: usize, t: i64| {
+            let (mut y1, y2) = (vs[a], vs[b]);
+            if is_counter && y2 < y1 {
+                y1 = 0.0;
+            }
+            y1 + (y2 - y1) * (t - ts[a]) as f64 / (ts[b] - ts[a]) as f64
+        };
+        let left = if smoothed && ts[first] < self.start {
+            interpolate(first, first + 1, self.start)
+        } else {
+            vs[first]
+        };
+        let right = if smoothed && last > 0 && ts[last] > self.end {
+            interpolate(last - 1, last, self.end)
+        } else {
+            vs[last]
+        };
+        if ts[first] <= self.start {
+            first += 1;
+        }
+        let inner_end = if ts[last] >= self.end { last } else { last + 1 };
+        let mut out = Vec::with_capacity(inner_end.saturating_sub(first) + 2);
+        out.push((self.start, left));
+        if first < inner_end {
+            out.extend(
+                ts[first..inner_end]
+                    .iter()
+                    .copied()
+                    .zip(vs[first..inner_end].iter().copied()),
+            );
+        }
+        out.push((self.end, right));
+        Some(out)
+    }
 }
 
 impl RangeInput {
@@ -571,6 +722,7 @@ impl RangeInput {
         // Indices k where vs[k] < vs[k-1]: counter resets.
         let resets: Vec<usize> = (1..raw.vs.len()).filter(|&k| raw.vs[k] < raw.vs[k - 1]).collect();
         let (mut lo, mut hi) = (0usize, 0usize);
+        let (mut ext_lo, mut ext_hi) = (0usize, 0usize);
         for t in steps.times() {
             let end = self.at.unwrap_or(t) - self.offset;
             let start = end - self.range;
@@ -580,6 +732,24 @@ impl RangeInput {
             while lo < hi && raw.ts[lo] <= start {
                 lo += 1;
             }
+            let ext = self.modifier.map(|modifier| {
+                let ahead = if modifier == SelectorModifier::Smoothed {
+                    self.lookback
+                } else {
+                    0
+                };
+                while ext_hi < raw.ts.len() && raw.ts[ext_hi] <= end + ahead {
+                    ext_hi += 1;
+                }
+                while ext_lo < ext_hi && raw.ts[ext_lo] <= start - self.lookback {
+                    ext_lo += 1;
+                }
+                Extended {
+                    modifier,
+                    ts: &raw.ts[ext_lo..ext_hi],
+                    vs: &raw.vs[ext_lo..ext_hi],
+                }
+            });
             let first_reset = resets.partition_point(|&k| k <= lo);
             let w = Window {
                 has_reset: first_reset < resets.len() && resets[first_reset] < hi,
@@ -589,6 +759,7 @@ impl RangeInput {
                 start,
                 end,
                 range: self.range,
+                ext,
             };
             if let Some(v) = f(&w) {
                 points.push(Point { t, v });

@@ -12,6 +12,7 @@ use super::aggregate::{kahan_inc, quantile};
 use super::error::{QueryError, exec_err};
 use super::eval::{Evaluator, Steps, Value, Window};
 use super::histogram::{Bucket, bucket_fraction, bucket_quantile};
+use super::modifiers::selector_modifier;
 use super::value::{LabelSet, Point, Series, SeriesBuilder};
 
 /// Evaluates a function call.
@@ -27,6 +28,7 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
         return Ok(Value::Vector(map_values(ev.eval_vector(arg(0)?, steps)?, f)));
     }
     let about = |i: usize| args.get(i).map(|e| e.to_string());
+    check_modifiers(name, &args)?;
     let scalar = |v: f64| Ok(Value::Scalar(vec![v; steps.len()]));
     match name {
         "time" => Ok(Value::Scalar(steps.times().map(|t| t as f64 / 1000.0).collect())),
@@ -771,6 +773,49 @@ fn absent_labels(vs: &promql_parser::parser::VectorSelector) -> LabelSet {
     LabelSet::from_pairs(pairs)
 }
 
+/// Refuses `anchored`/`smoothed` range arguments of functions that do
+/// not define them, in Prometheus' words.
+fn check_modifiers(name: &str, args: &[&Expr]) -> Result<(), QueryError> {
+    for a in args {
+        let mut e = *a;
+        while let Expr::Paren(p) = e {
+            e = &p.expr;
+        }
+        if let Expr::MatrixSelector(ms) = e
+            && let Some(m) = selector_modifier(&ms.vs)
+            && !m.allowed_functions().contains(&name)
+        {
+            return exec_err(format!(
+                "{} modifier can only be used with: {} - not with {name}",
+                m.keyword(),
+                m.allowed_functions().join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `rate`, `increase`, `delta` over an `anchored` or `smoothed` window:
+/// the value at its end minus the value at its start (plus what counter
+/// resets in between took away), per second for `rate`; no extrapolation.
+fn extended_rate(points: &[(i64, f64)], w: &Window<'_>, is_counter: bool, is_rate: bool) -> f64 {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return 0.0;
+    };
+    let mut result = last.1 - first.1;
+    if is_counter {
+        for p in points.windows(2) {
+            if p[1].1 < p[0].1 {
+                result += p[0].1;
+            }
+        }
+    }
+    if is_rate {
+        result /= w.range as f64 / 1000.0;
+    }
+    result
+}
+
 /// Applies a window function to a range-vector argument.
 fn range_fn(
     ev: &Evaluator<'_>,
@@ -821,6 +866,14 @@ fn range_function(name: &str) -> Option<(WindowFn, bool)> {
         ),
         "changes" => (
             |w| {
+                if w.ext.is_some() {
+                    let points = w.extended(false)?;
+                    let n = points
+                        .windows(2)
+                        .filter(|p| !(p[0].1 == p[1].1 || (p[0].1.is_nan() && p[1].1.is_nan())))
+                        .count();
+                    return Some(n as f64);
+                }
                 if w.vs.is_empty() {
                     return None;
                 }
@@ -834,6 +887,10 @@ fn range_function(name: &str) -> Option<(WindowFn, bool)> {
         ),
         "resets" => (
             |w| {
+                if w.ext.is_some() {
+                    let points = w.extended(false)?;
+                    return Some(points.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64);
+                }
                 if w.vs.is_empty() {
                     return None;
                 }
@@ -946,6 +1003,11 @@ fn variance(vs: &[f64]) -> f64 {
 /// `rate`, `increase` and `delta`: the change over the window,
 /// extrapolated towards the window's edges exactly as Prometheus does.
 fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+    if w.ext.is_some() {
+        return w
+            .extended(is_counter)
+            .map(|points| extended_rate(&points, w, is_counter, is_rate));
+    }
     let n = w.vs.len();
     if n < 2 {
         return None;

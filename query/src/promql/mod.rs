@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 mod functions;
 mod histogram;
+pub mod modifiers;
 pub mod plan;
 pub mod value;
 
@@ -84,6 +85,7 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
 pub fn parse_with(query: &str, ctx: &DurationContext) -> Result<Expr, QueryError> {
     let parse_err = |e: String| QueryError::Parse(format!("1:1: parse error: {e}"));
     let query = durexpr::rewrite(query, ctx).map_err(parse_err)?;
+    let query = modifiers::rewrite(&query);
     parser::parse(&query).map_err(parse_err)
 }
 

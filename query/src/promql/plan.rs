@@ -10,6 +10,7 @@ use sightline_storage::{Labels, Matcher, SeriesReader};
 
 use super::error::QueryError;
 use super::eval::{Evaluator, SelectorData, duration_ms, offset_ms, selector_key};
+use super::modifiers::{SelectorModifier, selector_modifier};
 use super::value::{LabelSet, RawSeries};
 use crate::selector::matcher_sets;
 
@@ -36,11 +37,16 @@ pub fn plan(ev: &Evaluator<'_>, expr: &Expr, lo: i64, hi: i64, out: &mut Vec<Sel
         Expr::VectorSelector(vs) => {
             let (lo, hi) = ev.at_ms(&vs.at).map_or((lo, hi), |t| (t, t));
             let off = offset_ms(&vs.offset);
+            // A smoothed selector interpolates towards the next sample.
+            let ahead = match selector_modifier(vs) {
+                Some(SelectorModifier::Smoothed) => ev.lookback,
+                _ => 0,
+            };
             out.push(SelectorRead {
                 key: selector_key(vs),
                 matchers: matcher_sets(vs).map_err(QueryError::Parse)?,
                 start: lo - off - ev.lookback,
-                end: hi - off,
+                end: hi - off + ahead,
                 streamed: false,
             });
         }
@@ -48,11 +54,18 @@ pub fn plan(ev: &Evaluator<'_>, expr: &Expr, lo: i64, hi: i64, out: &mut Vec<Sel
             let vs = &ms.vs;
             let (lo, hi) = ev.at_ms(&vs.at).map_or((lo, hi), |t| (t, t));
             let off = offset_ms(&vs.offset);
+            // Anchored windows look back for the sample at their start,
+            // smoothed ones also ahead for the sample after their end.
+            let (behind, ahead) = match selector_modifier(vs) {
+                None => (0, 0),
+                Some(SelectorModifier::Anchored) => (ev.lookback, 0),
+                Some(SelectorModifier::Smoothed) => (ev.lookback, ev.lookback),
+            };
             out.push(SelectorRead {
                 key: selector_key(vs),
                 matchers: matcher_sets(vs).map_err(QueryError::Parse)?,
-                start: lo - off - duration_ms(&ms.range),
-                end: hi - off,
+                start: lo - off - duration_ms(&ms.range) - behind,
+                end: hi - off + ahead,
                 streamed: false,
             });
         }
