@@ -33,8 +33,8 @@ pub fn matcher_sets(vs: &VectorSelector) -> Result<Selector, String> {
     for set in sets {
         let mut ms = Vec::with_capacity(set.len() + 1);
         for m in set {
-            // The `anchored`/`smoothed` marker is the engine's, not a label.
-            if m.name == crate::promql::modifiers::MODIFIER_LABEL {
+            // The engine's markers (`anchored`, `info()`) are not labels.
+            if crate::promql::modifiers::is_marker(&m.name) {
                 continue;
             }
             let op = match m.op {

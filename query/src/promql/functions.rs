@@ -12,7 +12,7 @@ use super::aggregate::{kahan_inc, quantile};
 use super::error::{QueryError, exec_err};
 use super::eval::{Evaluator, Steps, Value, Window};
 use super::histogram::{Bucket, bucket_fraction, bucket_quantile};
-use super::modifiers::selector_modifier;
+use super::modifiers::{is_marker, selector_modifier};
 use super::value::{LabelSet, Point, Series, SeriesBuilder};
 
 /// Evaluates a function call.
@@ -519,7 +519,12 @@ fn info(ev: &Evaluator<'_>, call: &Call, args: &[&Expr], steps: Steps) -> Result
     let name_matchers = super::plan::info_name_matchers(selector)?;
     let mut data_matchers = Vec::new();
     if let Some(vs) = selector {
-        for m in vs.matchers.matchers.iter().filter(|m| m.name != METRIC_NAME) {
+        for m in vs
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name != METRIC_NAME && !is_marker(&m.name))
+        {
             let op = match m.op {
                 MatchOp::Equal => sightline_storage::MatchOp::Equal,
                 MatchOp::NotEqual => sightline_storage::MatchOp::NotEqual,
@@ -758,7 +763,7 @@ fn absent_labels(vs: &promql_parser::parser::VectorSelector) -> LabelSet {
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut repeated: Vec<String> = Vec::new();
     for m in &vs.matchers.matchers {
-        if m.name == METRIC_NAME {
+        if m.name == METRIC_NAME || is_marker(&m.name) {
             continue;
         }
         if pairs.iter().any(|(n, _)| *n == m.name) {

@@ -15,6 +15,16 @@ use promql_parser::parser::VectorSelector;
 /// The label name of the marker matcher; never sent to storage.
 pub const MODIFIER_LABEL: &str = "__sightline_modifier__";
 
+/// The label name of a marker matcher added to `info()`'s selector, so
+/// that one whose matchers all accept "" (`info(x, {data=~".*"})`, valid
+/// in Prometheus) passes the parser's non-empty-matcher check.
+pub const INFO_LABEL: &str = "__sightline_info__";
+
+/// True for the engine's marker matchers, which are not label matchers.
+pub fn is_marker(label_name: &str) -> bool {
+    label_name == MODIFIER_LABEL || label_name == INFO_LABEL
+}
+
 /// How a selector looks past its window's edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelectorModifier {
@@ -77,7 +87,7 @@ struct Token {
 /// selector it follows (past any `offset` and `@` modifiers).
 pub fn rewrite(query: &str) -> Cow<'_, str> {
     let lower = query.to_ascii_lowercase();
-    if !lower.contains("anchored") && !lower.contains("smoothed") {
+    if !lower.contains("anchored") && !lower.contains("smoothed") && !lower.contains("info") {
         return Cow::Borrowed(query);
     }
     let toks = tokenize(query);
@@ -86,6 +96,12 @@ pub fn rewrite(query: &str) -> Cow<'_, str> {
     let is_at_or_offset = |t: &Token| t.kind == Kind::Punct(b'@') || is_ident(t, "offset");
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     for (i, tok) in toks.iter().enumerate() {
+        if is_ident(tok, "info")
+            && let Some(braces) = info_selector(&toks, i)
+        {
+            edits.push(insert_matcher(query, braces, &format!("{INFO_LABEL}=\"1\"")));
+            continue;
+        }
         let modifier = if is_ident(tok, "anchored") {
             SelectorModifier::Anchored
         } else if is_ident(tok, "smoothed") {
@@ -122,15 +138,7 @@ pub fn rewrite(query: &str) -> Cow<'_, str> {
         }
         let marker = format!("{MODIFIER_LABEL}=\"{}\"", modifier.keyword());
         match at(j) {
-            Some(t) if t.kind == Kind::Braces => {
-                let inner = query[t.start + 1..t.end - 1].trim_end();
-                let sep = if inner.trim().is_empty() || inner.ends_with(',') {
-                    ""
-                } else {
-                    ","
-                };
-                edits.push((t.end - 1, t.end - 1, format!("{sep}{marker}")));
-            }
+            Some(t) if t.kind == Kind::Braces => edits.push(insert_matcher(query, t, &marker)),
             Some(t) if t.kind == Kind::Ident => edits.push((t.end, t.end, format!("{{{marker}}}"))),
             _ => continue,
         }
@@ -149,6 +157,48 @@ pub fn rewrite(query: &str) -> Cow<'_, str> {
     }
     out.push_str(&query[last..]);
     Cow::Owned(out)
+}
+
+/// The edit adding `matcher` to the `{…}` group `t`.
+fn insert_matcher(query: &str, t: &Token, matcher: &str) -> (usize, usize, String) {
+    let inner = query[t.start + 1..t.end - 1].trim_end();
+    let sep = if inner.trim().is_empty() || inner.ends_with(',') {
+        ""
+    } else {
+        ","
+    };
+    (t.end - 1, t.end - 1, format!("{sep}{matcher}"))
+}
+
+/// The `{…}` group that is the second argument of the `info(` call whose
+/// name is token `i`, if it is written as a bare `{…}` or `name{…}`.
+fn info_selector(toks: &[Token], i: usize) -> Option<&Token> {
+    if toks.get(i + 1)?.kind != Kind::Punct(b'(') {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (k, t) in toks.iter().enumerate().skip(i + 1) {
+        match t.kind {
+            Kind::Punct(b'(') => depth += 1,
+            Kind::Punct(b')') => {
+                depth -= 1;
+                if depth == 0 {
+                    return None;
+                }
+            }
+            Kind::Punct(b',') if depth == 1 => {
+                let next = toks.get(k + 1)?;
+                let braces = if next.kind == Kind::Ident {
+                    toks.get(k + 2)?
+                } else {
+                    next
+                };
+                return (braces.kind == Kind::Braces).then_some(braces);
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Splits a query into tokens coarse enough to find selectors: strings,
@@ -266,6 +316,21 @@ mod tests {
         ] {
             assert_eq!(rewrite(q), q, "{q}");
         }
+    }
+
+    #[test]
+    fn info_selectors_get_a_non_empty_marker() {
+        let m = r#"__sightline_info__="1""#;
+        assert_eq!(
+            rewrite(r#"info(x, {data=~".*"})"#),
+            format!(r#"info(x, {{data=~".*",{m}}})"#)
+        );
+        assert_eq!(
+            rewrite(r#"info(rate(x[5m]), target_info{a=~".*"})"#),
+            format!(r#"info(rate(x[5m]), target_info{{a=~".*",{m}}})"#)
+        );
+        assert_eq!(rewrite("info(x)"), "info(x)");
+        assert_eq!(rewrite("sum(info)"), "sum(info)");
     }
 
     #[test]

@@ -134,12 +134,26 @@ fn range_selector(expr: &Expr) -> Option<&MatrixSelector> {
     }
 }
 
-/// When `info()` looks its info series up: at the base selector's own
-/// offset and `@` time (for other expressions, at the step).
+/// When `info()` looks its info series up, as (offset, `@` time): at the
+/// time its base expression reads its samples — a selector's own offset
+/// and `@`, through function calls to their series argument, and through
+/// subqueries adding their offset (an inner `@` wins over the
+/// subquery's); at the step for anything else.
 pub fn info_reference(ev: &Evaluator<'_>, base: &Expr) -> (i64, Option<i64>) {
     match base {
         Expr::Paren(p) => info_reference(ev, &p.expr),
         Expr::VectorSelector(vs) => (offset_ms(&vs.offset), ev.at_ms(&vs.at)),
+        Expr::MatrixSelector(ms) => (offset_ms(&ms.vs.offset), ev.at_ms(&ms.vs.at)),
+        Expr::Subquery(sq) => match info_reference(ev, &sq.expr) {
+            (inner, Some(at)) => (inner, Some(at)),
+            (inner, None) => (inner + offset_ms(&sq.offset), ev.at_ms(&sq.at)),
+        },
+        Expr::Call(c) => c
+            .args
+            .args
+            .iter()
+            .find(|a| !matches!(a.as_ref(), Expr::NumberLiteral(_) | Expr::StringLiteral(_)))
+            .map_or((0, None), |a| info_reference(ev, a)),
         _ => (0, None),
     }
 }
