@@ -287,7 +287,10 @@ async fn run_file(text: &str) -> Vec<CaseResult> {
             i = next;
             match parsed {
                 Ok(mut ev) => {
-                    ev.native |= selects_any(&ev.expr, &native_series);
+                    // The trim operators `</` and `>/` exist only for native
+                    // histograms (and promql-parser cannot parse them).
+                    ev.native |=
+                        selects_any(&ev.expr, &native_series) || ev.expr.contains("</") || ev.expr.contains(">/");
                     let outcome = if ev.native {
                         Outcome::Skip
                     } else {
