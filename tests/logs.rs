@@ -494,6 +494,62 @@ fn syslog_over_tcp_and_udp_from_logger() {
 }
 
 #[test]
+fn json_lines_over_http_are_stored_with_their_fields() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let srv = Server::start(&tmp.path().join("data"), &[]);
+    let now = now_ns();
+    let t = |k: i64| (now - 60_000_000_000 + k * 1_000_000_000).to_string();
+    let body = format!(
+        "{{\"timestamp\":{},\"message\":\"login ok\",\"host\":\"mx-1\",\"app\":\"imap\",\"user\":{{\"id\":7}}}}\n\
+         {{\"timestamp\":{},\"message\":\"login failed\",\"host\":\"mx-1\",\"app\":\"imap\",\"level\":\"warn\"}}\n\
+         this line is not JSON\n",
+        t(1),
+        t(2)
+    );
+    // Gzip, as Fluent Bit and Vector send it.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, body.as_bytes()).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let r = client()
+        .post(srv.url("/insert/jsonline"))
+        .query(&[("_stream_fields", "host,app")])
+        .header("Content-Encoding", "gzip")
+        .body(gz)
+        .send()
+        .expect("push");
+    let status = r.status().as_u16();
+    let text = r.text().unwrap_or_default();
+    assert_eq!(status, 400, "the bad line is named: {text}");
+    assert!(
+        text.contains("line 3: invalid JSON") && text.contains("2 stored"),
+        "{text}"
+    );
+    let data = query_range(
+        &srv,
+        r#"{host="mx-1", app="imap"} | user_id="7" or level="warn""#,
+        now - 3_600_000_000_000,
+        now + 60_000_000_000,
+        &[("direction", "forward")],
+    );
+    assert_eq!(lines_in(&data, false), vec!["login ok", "login failed"]);
+    // Without stream fields the stream is named after the service.
+    let r = client()
+        .post(srv.url("/insert/jsonline"))
+        .body(format!("{{\"_time\":{},\"_msg\":\"queued\",\"app\":\"smtp\"}}", t(3)))
+        .send()
+        .expect("push");
+    assert_eq!(r.status().as_u16(), 204);
+    let data = query_range(
+        &srv,
+        r#"{service_name="smtp"}"#,
+        now - 3_600_000_000_000,
+        now + 60_000_000_000,
+        &[],
+    );
+    assert_eq!(lines_of(&data), vec!["queued"]);
+}
+
+#[test]
 fn live_tail_over_websocket_gets_the_backlog_then_new_lines() {
     let tmp = tempfile::tempdir().expect("tmp");
     let srv = Server::start(&tmp.path().join("data"), &[]);

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod jsonline;
 pub mod logstore;
 pub mod loki;
 pub mod otlp;
@@ -198,6 +199,7 @@ pub fn logs_router(state: logstore::LogIngest) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(loki::push))
         .route("/v1/logs", post(otlp::logs::handle_http))
+        .route("/insert/jsonline", post(jsonline::push))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
