@@ -494,6 +494,79 @@ fn syslog_over_tcp_and_udp_from_logger() {
 }
 
 #[test]
+fn rsyslog_forwards_files_over_tcp_and_udp() {
+    // Debian installs rsyslogd in /usr/sbin, which a user's PATH may lack.
+    let rsyslogd = require_tool("rsyslogd", "apt-get install rsyslog")
+        .or_else(|| Some(std::path::PathBuf::from("/usr/sbin/rsyslogd")).filter(|p| p.is_file()));
+    let Some(rsyslogd) = rsyslogd else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (tcp, udp) = (free_port(), free_port());
+    let cfg = tmp.path().join("cfg.yml");
+    std::fs::write(
+        &cfg,
+        format!("logs:\n  syslog:\n    listen_tcp: 127.0.0.1:{tcp}\n    listen_udp: 127.0.0.1:{udp}\n    job: nodes\n"),
+    )
+    .expect("cfg");
+    let srv = Server::start(&tmp.path().join("data"), &["--config", cfg.to_str().expect("path")]);
+    // rsyslog tails two files: one forwarded over TCP as RFC 5424 with
+    // octet counting, one over UDP in the traditional (RFC 3164) format.
+    let dir = tmp.path();
+    let (tcp_log, udp_log) = (dir.join("tcp.log"), dir.join("udp.log"));
+    std::fs::write(&tcp_log, "disk almost full on /var/mail\n").expect("write");
+    std::fs::write(&udp_log, "queue run started\n").expect("write");
+    let conf = format!(
+        r#"global(workDirectory="{work}")
+module(load="imfile" PollingInterval="1")
+ruleset(name="tcp") {{
+  action(type="omfwd" target="127.0.0.1" port="{tcp}" protocol="tcp" TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
+}}
+ruleset(name="udp") {{
+  action(type="omfwd" target="127.0.0.1" port="{udp}" protocol="udp" template="RSYSLOG_TraditionalForwardFormat")
+}}
+input(type="imfile" File="{tcp_log}" Tag="mailstore" Facility="local3" Severity="warning" ruleset="tcp")
+input(type="imfile" File="{udp_log}" Tag="mailqueue" Facility="mail" Severity="info" ruleset="udp")
+"#,
+        work = dir.display(),
+        tcp_log = tcp_log.display(),
+        udp_log = udp_log.display(),
+    );
+    let conf_path = dir.join("rsyslog.conf");
+    std::fs::write(&conf_path, conf).expect("rsyslog conf");
+    let mut cmd = std::process::Command::new(&rsyslogd);
+    cmd.arg("-n")
+        .arg("-f")
+        .arg(&conf_path)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"));
+    let _rsyslog = Proc::spawn(cmd, &dir.join("rsyslogd.out"));
+    let now = now_ns();
+    let query = |q: &str| query_range(&srv, q, now - 3_600_000_000_000, now + 60_000_000_000, &[]);
+    wait_for("lines forwarded by rsyslog", 30, || {
+        (lines_of(&query(r#"{job="nodes", app=~"mail.+"}"#)).len() == 2).then_some(())
+    });
+    // A line appended later follows the first one over the same connection.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&tcp_log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"disk full on /var/mail\n"))
+        .expect("append");
+    let tcp_lines = wait_for("the appended line", 30, || {
+        let lines = lines_of(&query(r#"{job="nodes", app="mailstore"}"#));
+        (lines.len() == 2).then_some(lines)
+    });
+    assert_eq!(
+        tcp_lines,
+        vec!["disk full on /var/mail", "disk almost full on /var/mail"]
+    );
+    let data = query(r#"{app="mailstore"} | severity="warning", facility="local3""#);
+    assert_eq!(lines_of(&data).len(), 2, "RFC 5424 priority kept: {data}");
+    let data = query(r#"{app="mailqueue"} | severity="informational", facility="mail""#);
+    assert_eq!(lines_of(&data), vec!["queue run started"], "RFC 3164 over UDP: {data}");
+}
+
+#[test]
 fn json_lines_over_http_are_stored_with_their_fields() {
     let tmp = tempfile::tempdir().expect("tmp");
     let srv = Server::start(&tmp.path().join("data"), &[]);

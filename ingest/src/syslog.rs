@@ -223,19 +223,25 @@ fn rfc3164(body: &str, now_ns: i64, meta: &mut Vec<(String, String)>) -> Parsed 
         host = first.to_string();
         rest = &r[first.len() + 1..];
     }
-    if let Some(colon) = rest.find(": ") {
-        let tag = &rest[..colon];
-        if !tag.contains(' ') && !tag.is_empty() {
-            let (name, pid) = match tag.split_once('[') {
-                Some((n, p)) => (n, Some(p.trim_end_matches(']'))),
-                None => (tag, None),
-            };
-            app = name.to_string();
-            if let Some(p) = pid {
-                meta.push(("procid".into(), p.into()));
-            }
-            rest = &rest[colon + 2..];
+    // The TAG is the first word, ended by ':', '[' or a space, as rsyslog
+    // and syslog-ng read it (RFC 3164 4.1.3: any character outside the
+    // tag ends it): `sshd[811]: msg`, `cron: msg`, and rsyslog's
+    // `mailqueue msg` for a file input tagged without a colon.
+    let word_end = rest.find(' ').unwrap_or(rest.len());
+    let word = &rest[..word_end];
+    let name_end = word.find(['[', ':']).unwrap_or(word.len());
+    let name = &word[..name_end];
+    let tail = &word[name_end..];
+    let tag_like = !name.is_empty()
+        && name.len() <= 48
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && (tail.is_empty() || tail == ":" || (tail.starts_with('[') && tail.trim_end_matches(':').ends_with(']')));
+    if tag_like && word_end < rest.len() {
+        app = name.to_string();
+        if let Some(pid) = tail.strip_prefix('[') {
+            meta.push(("procid".into(), pid.trim_end_matches(':').trim_end_matches(']').into()));
         }
+        rest = &rest[word_end + 1..];
     }
     (host, app, ts, rest.to_string())
 }
@@ -444,6 +450,15 @@ mod tests {
                 meta["procid"].as_str()
             ),
             ("informational", "auth", "811")
+        );
+        // rsyslog forwards a file input's tag without a colon.
+        let m = parse("<22>Nov 26 17:52:59 vm mailqueue queue run started", 0).expect("parses");
+        assert_eq!(m.labels[1], ("app".to_string(), "mailqueue".to_string()));
+        assert_eq!(m.entry.line, "queue run started");
+        let m = parse("<13>Nov 26 17:52:59 vm cron: (root) CMD (run-parts)", 0).expect("parses");
+        assert_eq!(
+            (m.labels[1].1.as_str(), m.entry.line.as_str()),
+            ("cron", "(root) CMD (run-parts)")
         );
         assert!(parse("no pri", 0).is_err());
         assert!(parse("<999>x", 0).is_err());
