@@ -50,6 +50,11 @@ enum RulesCommand {
     /// Check rule files as `promtool check rules` does: syntax, PromQL,
     /// names; prints every problem with file, line and column.
     Check {
+        /// The query language of the expressions: `promql` (Prometheus
+        /// rule files) or `logql` (Loki ruler files, as in
+        /// `logs.rule_files`).
+        #[arg(long, value_enum, default_value = "promql")]
+        lang: RuleLang,
         /// Rule files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -63,8 +68,21 @@ enum RulesCommand {
     },
 }
 
+/// The query language of a rule file, as given on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RuleLang {
+    /// PromQL.
+    Promql,
+    /// LogQL.
+    Logql,
+}
+
 /// `sightline rules check`: true when every file is valid.
-fn check_rules(files: &[PathBuf]) -> bool {
+fn check_rules(files: &[PathBuf], lang: RuleLang) -> bool {
+    let lang = match lang {
+        RuleLang::Promql => sightline_alerting::rules::Lang::Promql,
+        RuleLang::Logql => sightline_alerting::rules::Lang::Logql,
+    };
     let mut ok = true;
     for f in files {
         println!("Checking {}", f.display());
@@ -76,7 +94,7 @@ fn check_rules(files: &[PathBuf]) -> bool {
                 continue;
             }
         };
-        match sightline_alerting::rules::check(&text) {
+        match sightline_alerting::rules::check_lang(&text, lang) {
             Ok((_, n)) => println!("  SUCCESS: {n} rules found"),
             Err(problems) => {
                 ok = false;
@@ -121,9 +139,9 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(server::serve(cfg, config, flags))
         }
         Command::Rules {
-            command: RulesCommand::Check { files },
+            command: RulesCommand::Check { files, lang },
         } => {
-            if !check_rules(&files) {
+            if !check_rules(&files, lang) {
                 std::process::exit(1);
             }
             Ok(())

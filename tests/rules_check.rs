@@ -137,3 +137,53 @@ fn verdicts_match_promtool() {
         }
     }
 }
+
+#[test]
+fn logql_rule_files_are_checked_with_lang_logql() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = dir.path().join("good.yml");
+    std::fs::write(
+        &good,
+        r#"groups:
+  - name: mail
+    rules:
+      - alert: MailErrors
+        expr: sum by (host) (rate({job="mail"} |= "error" [5m])) > 1
+        for: 5m
+      - record: host:mail_lines:rate5m
+        expr: sum by (host) (rate({job="mail"}[5m]))
+"#,
+    )
+    .expect("write");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        r#"groups:
+  - name: mail
+    rules:
+      - alert: MailErrors
+        expr: sum by (host) (rate({job="mail"} |= [5m]))
+"#,
+    )
+    .expect("write");
+    let run = |lang: &str, path: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["rules", "check", "--lang", lang])
+            .arg(path)
+            .output()
+            .expect("run sightline");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, out) = run("logql", &good);
+    assert!(ok && out.contains("SUCCESS: 2 rules found"), "{out}");
+    let (ok, out) = run("logql", &bad);
+    assert!(!ok, "{out}");
+    let prefix = format!("{}: 5:", bad.display());
+    assert!(
+        out.lines().any(|l| l.starts_with(&prefix)),
+        "problem with its line: {out}"
+    );
+    // The same good file is not PromQL.
+    let (ok, out) = run("promql", &good);
+    assert!(!ok, "{out}");
+}
