@@ -346,38 +346,7 @@ fn expand_globs(patterns: &[String], setting: &str) -> anyhow::Result<Vec<PathBu
 
 /// Parses a Prometheus duration such as `15d`, `1h30m`, `500ms`.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        bail!("empty duration");
-    }
-    let mut total_ms: u128 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if digits == 0 {
-            bail!("invalid duration {s:?}: expected a number, e.g. 15d, 1h30m, 500ms");
-        }
-        let n: u128 = rest[..digits]
-            .parse()
-            .with_context(|| format!("invalid duration {s:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit_ms: u128 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            u => bail!("invalid duration {s:?}: unknown unit {u:?} (use ms, s, m, h, d, w, y)"),
-        };
-        rest = &rest[unit_len..];
-        total_ms += n * unit_ms;
-    }
-    Ok(Duration::from_millis(
-        u64::try_from(total_ms).context("duration too long")?,
-    ))
+    sightline_storage::parse_duration(s).map_err(anyhow::Error::msg)
 }
 
 fn addr(what: &str, s: &str) -> anyhow::Result<SocketAddr> {

@@ -38,6 +38,13 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         retention: Option<String>,
     },
+    /// Run the collector agent of a node: scrape its targets and ship the
+    /// samples to its site's ingest (failing over to the next site).
+    Agent {
+        /// Agent configuration file (YAML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Work with Prometheus-format rule files.
     Rules {
         #[command(subcommand)]
@@ -137,6 +144,20 @@ fn main() -> anyhow::Result<()> {
             let cfg = config::Config::load(config.as_deref(), &flags)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server::serve(cfg, config, flags))
+        }
+        Command::Agent { config } => {
+            let cfg = sightline_ingest::agent::AgentConfig::load(&config).map_err(anyhow::Error::msg)?;
+            let base = config.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                tracing::info!(config = %config.display(), "sightline agent started");
+                sightline_ingest::agent::run(cfg, base, server::shutdown_signal())
+                    .await
+                    .map_err(anyhow::Error::msg)
+            })
         }
         Command::Rules {
             command: RulesCommand::Check { files, lang },

@@ -121,7 +121,9 @@ async fn log_compaction(logs: Arc<LogDb>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT (logging which), the signals that stop
+/// the server and the agent.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -11,12 +11,14 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod error;
 pub mod jsonline;
 pub mod logstore;
 pub mod loki;
 pub mod otlp;
 pub mod remote_write;
+pub mod scrape;
 pub mod stats;
 pub mod syslog;
 #[cfg(test)]

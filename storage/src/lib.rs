@@ -11,6 +11,7 @@ pub mod batch;
 pub mod block;
 pub mod chunk;
 mod db;
+pub mod duration;
 pub mod error;
 pub mod head;
 pub mod intern;
@@ -27,6 +28,7 @@ pub mod wal;
 
 pub use batch::WriteBatch;
 pub use db::{AppendReport, Db, DbOptions, Rejection, now_ms};
+pub use duration::parse_duration;
 pub use error::{Result, StorageError};
 pub use labels::{Label, LabelError, LabelLimits, Labels};
 pub use matcher::{MatchOp, Matcher};

@@ -1,0 +1,481 @@
+//! The collector agent (`sightline agent --config FILE`): scrapes the
+//! Prometheus targets of its node (static and `file_sd` targets, with
+//! relabelling), adds the node's identity labels, and ships the samples to
+//! its site's ingest by remote write, failing over to the next site in its
+//! list when one does not answer.
+//!
+//! This is the agent's first part: shipping is remote write from memory.
+//! The gRPC stream with acknowledgements, the on-disk buffer, dual
+//! shipping and log tailing are still to come (issue 6).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use serde::Deserialize;
+use sightline_storage::parse_duration;
+use tokio::sync::mpsc;
+
+use crate::remote_write::proto;
+use crate::scrape::relabel::{Relabel, RelabelConfig};
+use crate::scrape::target::{self, Sample, ScrapeState, Target, TargetSpec};
+
+/// The agent's configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Labels naming this node (e.g. `site`, `cluster`), added to every
+    /// series that does not have them, as Prometheus' external labels.
+    #[serde(default)]
+    pub identity: BTreeMap<String, String>,
+    /// Defaults for every scrape config.
+    #[serde(default)]
+    pub global: GlobalConfig,
+    /// What to scrape, in Prometheus' spelling.
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Where to ship, in order of preference (the node's own site first).
+    pub remote_write: Vec<RemoteWriteConfig>,
+}
+
+/// `global:` defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// Default scrape interval (Prometheus: 1m; here 15s, the fleet's).
+    #[serde(default = "default_interval")]
+    pub scrape_interval: String,
+    /// Default scrape timeout.
+    #[serde(default = "default_timeout")]
+    pub scrape_timeout: String,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: default_interval(),
+            scrape_timeout: default_timeout(),
+        }
+    }
+}
+
+fn default_interval() -> String {
+    "15s".into()
+}
+
+fn default_timeout() -> String {
+    "10s".into()
+}
+
+/// One `scrape_configs` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// The `job` label.
+    pub job_name: String,
+    /// Overrides `global.scrape_interval`.
+    pub scrape_interval: Option<String>,
+    /// Overrides `global.scrape_timeout`.
+    pub scrape_timeout: Option<String>,
+    /// Default `/metrics`.
+    #[serde(default = "default_path")]
+    pub metrics_path: String,
+    /// Default `http`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// Fixed target groups.
+    #[serde(default)]
+    pub static_configs: Vec<TargetGroup>,
+    /// Target groups read from JSON or YAML files, re-read when they change.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Target relabelling.
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Sample relabelling.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+}
+
+fn default_path() -> String {
+    "/metrics".into()
+}
+
+fn default_scheme() -> String {
+    "http".into()
+}
+
+/// A group of targets sharing labels (static config or file_sd entry).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetGroup {
+    /// `host:port` addresses.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Labels of every target of the group.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A `file_sd_configs` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// Files (globs) holding target groups, JSON or YAML; re-read at
+    /// every scrape interval, so a change takes effect at the next scrape.
+    pub files: Vec<String>,
+}
+
+/// A `remote_write` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// e.g. `http://ingest.ams:9780/api/v1/write`.
+    pub url: String,
+}
+
+impl AgentConfig {
+    /// Reads and checks a configuration file; errors name the setting.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let cfg: AgentConfig =
+            serde_saphyr::from_str(&text).map_err(|e| format!("invalid agent config {}: {e}", path.display()))?;
+        if cfg.remote_write.is_empty() {
+            return Err("remote_write: name at least one site's ingest URL".into());
+        }
+        for (i, sc) in cfg.scrape_configs.iter().enumerate() {
+            cfg.durations(sc)
+                .map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
+            for r in sc.relabel_configs.iter().chain(&sc.metric_relabel_configs) {
+                Relabel::new(r.clone()).map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    fn durations(&self, sc: &ScrapeConfig) -> Result<(Duration, Duration), String> {
+        let interval = parse_duration(sc.scrape_interval.as_deref().unwrap_or(&self.global.scrape_interval))
+            .map_err(|e| format!("scrape_interval: {e}"))?;
+        let timeout = parse_duration(sc.scrape_timeout.as_deref().unwrap_or(&self.global.scrape_timeout))
+            .map_err(|e| format!("scrape_timeout: {e}"))?;
+        if interval.is_zero() {
+            return Err("scrape_interval must be positive".into());
+        }
+        // As Prometheus: a timeout set on the job may not exceed its
+        // interval; the global one is capped at it.
+        if sc.scrape_timeout.is_some() && timeout > interval {
+            return Err(format!(
+                "scrape_timeout {timeout:?} is longer than scrape_interval {interval:?}"
+            ));
+        }
+        Ok((interval, timeout.min(interval)))
+    }
+}
+
+/// The targets of one scrape config now: static groups plus the file_sd
+/// files as they read at this moment (an unreadable file keeps nothing
+/// and is logged, as Prometheus does).
+fn discover(sc: &ScrapeConfig, base: &Path) -> Vec<TargetGroup> {
+    let mut groups = sc.static_configs.clone();
+    for fsd in &sc.file_sd_configs {
+        for pattern in &fsd.files {
+            let pattern = if Path::new(pattern).is_absolute() {
+                PathBuf::from(pattern)
+            } else {
+                base.join(pattern)
+            };
+            let Ok(paths) = glob::glob(&pattern.to_string_lossy()) else {
+                tracing::warn!(pattern = %pattern.display(), "invalid file_sd pattern");
+                continue;
+            };
+            for path in paths.flatten() {
+                match std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| parse_sd_file(&path, &t))
+                {
+                    Ok(g) => groups.extend(g),
+                    Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot read file_sd file"),
+                }
+            }
+        }
+    }
+    groups
+}
+
+fn parse_sd_file(path: &Path, text: &str) -> Result<Vec<TargetGroup>, String> {
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(
+    cfg: AgentConfig,
+    base_dir: PathBuf,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let (tx, rx) = mpsc::channel::<Vec<Sample>>(SHIP_QUEUE_BATCHES);
+    let identity: Arc<Vec<(String, String)>> = Arc::new(cfg.identity.clone().into_iter().collect());
+    let mut tasks = tokio::task::JoinSet::new();
+    for sc in cfg.scrape_configs.clone() {
+        let (interval, timeout) = cfg.durations(&sc)?;
+        let relabel: Vec<Relabel> = sc
+            .relabel_configs
+            .iter()
+            .cloned()
+            .map(Relabel::new)
+            .collect::<Result<_, _>>()?;
+        let metric_relabel: Arc<Vec<Relabel>> = Arc::new(
+            sc.metric_relabel_configs
+                .iter()
+                .cloned()
+                .map(Relabel::new)
+                .collect::<Result<_, _>>()?,
+        );
+        let (client, tx, identity, base) = (client.clone(), tx.clone(), identity.clone(), base_dir.clone());
+        tasks.spawn(async move {
+            let mut states: BTreeMap<String, ScrapeState> = BTreeMap::new();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // Targets are rediscovered every interval, so file_sd
+                // changes take effect at the next scrape.
+                let mut targets = Vec::new();
+                for g in discover(&sc, &base) {
+                    let group_labels: Vec<(String, String)> = g.labels.into_iter().collect();
+                    for address in &g.targets {
+                        let spec = TargetSpec {
+                            job: &sc.job_name,
+                            address,
+                            scheme: &sc.scheme,
+                            metrics_path: &sc.metrics_path,
+                            group_labels: &group_labels,
+                            relabel: &relabel,
+                        };
+                        if let Some((url, labels)) = target::build_labels(&spec) {
+                            targets.push(Target {
+                                url,
+                                labels,
+                                timeout,
+                                metric_relabel: metric_relabel.clone(),
+                                identity: identity.clone(),
+                            });
+                        }
+                    }
+                }
+                let now_ms = now_ms();
+                let scrapes = targets.iter().map(|t| {
+                    let key = format!("{}|{:?}", t.url, t.labels);
+                    let mut state = states.remove(&key).unwrap_or_default();
+                    let client = client.clone();
+                    async move {
+                        let samples = target::scrape(&client, t, &mut state, now_ms).await;
+                        (key, state, samples)
+                    }
+                });
+                let done = futures::future::join_all(scrapes).await;
+                // Targets that disappeared mark their series stale, as
+                // Prometheus does when a target goes away.
+                let gone: Vec<Sample> = states.values().flat_map(|s| s.stale_markers(now_ms)).collect();
+                states.clear();
+                if !gone.is_empty() && tx.send(gone).await.is_err() {
+                    return;
+                }
+                for (key, state, samples) in done {
+                    states.insert(key, state);
+                    if tx.send(samples).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    let shipper = ship(client, cfg.remote_write.iter().map(|r| r.url.clone()).collect(), rx);
+    tokio::select! {
+        () = shutdown => {}
+        () = shipper => {}
+    }
+    tasks.abort_all();
+    Ok(())
+}
+
+/// Batches of samples waiting to be shipped (one per target scrape).
+const SHIP_QUEUE_BATCHES: usize = 1024;
+
+/// Most samples in one remote-write request.
+const MAX_SAMPLES_PER_SEND: usize = 2000;
+
+/// Ships batches by remote write 1.0 to the first site that accepts them,
+/// retrying with backoff while none does.
+async fn ship(client: reqwest::Client, urls: Vec<String>, mut rx: mpsc::Receiver<Vec<Sample>>) {
+    let mut preferred = 0usize;
+    while let Some(batch) = rx.recv().await {
+        for chunk in batch.chunks(MAX_SAMPLES_PER_SEND) {
+            let body = encode(chunk);
+            let mut delay = Duration::from_millis(200);
+            'sent: loop {
+                for k in 0..urls.len() {
+                    let i = (preferred + k) % urls.len();
+                    match send(&client, &urls[i], &body).await {
+                        Ok(()) => {
+                            // Go back to the node's own site as soon as it answers again.
+                            preferred = 0;
+                            break 'sent;
+                        }
+                        Err(Retry::No(e)) => {
+                            tracing::warn!(url = %urls[i], error = %e, "remote write refused a batch; dropping it");
+                            break 'sent;
+                        }
+                        Err(Retry::Yes(e)) => {
+                            tracing::debug!(url = %urls[i], error = %e, "remote write failed; trying the next site");
+                        }
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+enum Retry {
+    Yes(String),
+    No(String),
+}
+
+async fn send(client: &reqwest::Client, url: &str, body: &[u8]) -> Result<(), Retry> {
+    let resp = client
+        .post(url)
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .timeout(Duration::from_secs(30))
+        .body(body.to_vec())
+        .send()
+        .await
+        .map_err(|e| Retry::Yes(e.to_string()))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = resp.text().await.unwrap_or_default();
+    if status.is_server_error() || status.as_u16() == 429 {
+        Err(Retry::Yes(format!("HTTP {status}: {text}")))
+    } else {
+        Err(Retry::No(format!("HTTP {status}: {text}")))
+    }
+}
+
+/// A remote write 1.0 request body (snappy block format) for `samples`.
+pub fn encode(samples: &[Sample]) -> Vec<u8> {
+    let mut by_series: BTreeMap<&[(String, String)], Vec<proto::Sample>> = BTreeMap::new();
+    for s in samples {
+        by_series.entry(&s.labels).or_default().push(proto::Sample {
+            value: s.v,
+            timestamp: s.t,
+        });
+    }
+    let req = proto::WriteRequest {
+        timeseries: by_series
+            .into_iter()
+            .map(|(labels, samples)| proto::TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(n, v)| proto::Label {
+                        name: n.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                samples,
+                exemplars: Vec::new(),
+                histograms: Vec::new(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap_or_default()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_are_checked_with_the_setting_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("agent.yml");
+        std::fs::write(&p, "scrape_configs: []\nremote_write: []\n").expect("write");
+        assert!(AgentConfig::load(&p).unwrap_err().contains("remote_write"));
+        std::fs::write(
+            &p,
+            "remote_write: [{url: 'http://x/api/v1/write'}]\nscrape_configs:\n  - job_name: n\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+        )
+        .expect("write");
+        assert!(
+            AgentConfig::load(&p)
+                .unwrap_err()
+                .contains("longer than scrape_interval")
+        );
+        std::fs::write(&p, "remote_write: [{url: 'u'}]\nbogus: 1\n").expect("write");
+        assert!(AgentConfig::load(&p).unwrap_err().contains("bogus"));
+    }
+
+    #[test]
+    fn file_sd_groups_are_read_from_json_and_yaml() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"[{"targets":["h1:9100"],"labels":{"rack":"r1"}}]"#,
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("b.yml"), "- targets: [h2:9100, h3:9100]\n").expect("write");
+        let sc = ScrapeConfig {
+            job_name: "node".into(),
+            scrape_interval: None,
+            scrape_timeout: None,
+            metrics_path: default_path(),
+            scheme: default_scheme(),
+            static_configs: Vec::new(),
+            file_sd_configs: vec![FileSdConfig {
+                files: vec!["*.json".into(), "*.yml".into()],
+            }],
+            relabel_configs: Vec::new(),
+            metric_relabel_configs: Vec::new(),
+        };
+        let groups = discover(&sc, dir.path());
+        let targets: Vec<&str> = groups
+            .iter()
+            .flat_map(|g| g.targets.iter().map(String::as_str))
+            .collect();
+        assert_eq!(targets, vec!["h1:9100", "h2:9100", "h3:9100"]);
+        assert_eq!(groups[0].labels.get("rack").map(String::as_str), Some("r1"));
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_example_config_loads() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../agent.example.yml"));
+        let cfg = super::AgentConfig::load(path).expect("agent.example.yml loads");
+        assert_eq!(cfg.scrape_configs.len(), 2);
+        assert_eq!(cfg.remote_write.len(), 2);
+    }
+}

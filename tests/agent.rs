@@ -1,0 +1,181 @@
+//! The collector agent against the real binary: `sightline agent` scrapes
+//! a real node_exporter (Debian `prometheus-node-exporter`) and file_sd
+//! targets and ships to `sightline serve`; the series it records are the
+//! ones real Prometheus records for the same target.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn instant(srv: &Server, q: &str) -> Vec<Value> {
+    let r = client()
+        .get(srv.url("/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .expect("query");
+    let v: Value = r.json().expect("json");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The label sets of `{job="<job>"}` without the labels that tell the
+/// two scrapers apart.
+fn series_of(srv: &Server, job: &str) -> BTreeSet<Vec<(String, String)>> {
+    let now = now_ms() / 1000;
+    let r = client()
+        .get(srv.url("/api/v1/series"))
+        .query(&[
+            ("match[]", format!("{{job=\"{job}\"}}")),
+            ("start", (now - 600).to_string()),
+            ("end", (now + 60).to_string()),
+        ])
+        .send()
+        .expect("series");
+    let v: Value = r.json().expect("json");
+    v["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            s.as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| !["job", "site", "cluster"].contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn agent_scrapes_node_exporter_as_prometheus_does_and_follows_file_sd() {
+    let Some(node_exporter) = require_tool("prometheus-node-exporter", "apt-get install prometheus-node-exporter")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let srv = Server::start(&tmp.path().join("data"), &[]);
+    let ne_port = free_port();
+    let mut ne_cmd = Command::new(node_exporter);
+    ne_cmd.arg(format!("--web.listen-address=127.0.0.1:{ne_port}"));
+    let _ne = Proc::spawn(ne_cmd, &tmp.path().join("node_exporter.log"));
+    wait_http_ok(&format!("http://127.0.0.1:{ne_port}/metrics"));
+
+    // file_sd starts with a target nothing listens on.
+    let dead = free_port();
+    let sd = tmp.path().join("targets.json");
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets":["127.0.0.1:{dead}"],"labels":{{"role":"self"}}}}]"#),
+    )
+    .expect("sd");
+    let cfg = tmp.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"identity: {{site: ams, cluster: ams-c1}}
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: node_agent
+    static_configs:
+      - targets: ['127.0.0.1:{ne_port}']
+  - job_name: node_slim
+    static_configs:
+      - targets: ['127.0.0.1:{ne_port}']
+    relabel_configs:
+      - source_labels: [__address__]
+        regex: '([^:]+):\d+'
+        target_label: host
+    metric_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'go_.*'
+        action: drop
+  - job_name: self
+    file_sd_configs:
+      - files: [targets.json]
+remote_write:
+  - url: http://127.0.0.1:{dead}/api/v1/write
+  - url: {url}
+"#,
+            url = srv.url("/api/v1/write")
+        ),
+    )
+    .expect("agent config");
+    let mut agent_cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+    agent_cmd.args(["agent", "--config"]).arg(&cfg);
+    let mut agent = Proc::spawn(agent_cmd, &tmp.path().join("agent.log"));
+
+    // Shipped past the first (dead) site to the second; identity added.
+    wait_for("up from the agent", 30, || {
+        let r = instant(&srv, r#"up{job="node_agent", site="ams", cluster="ams-c1"} == 1"#);
+        (!r.is_empty()).then_some(())
+    });
+    let r = instant(&srv, r#"up{job="self", role="self"}"#);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["value"][1], "0", "a target nobody answers on is down");
+    // Relabelling: a host label from the address; go_* dropped after the scrape.
+    assert!(!instant(&srv, r#"node_load1{job="node_slim", host="127.0.0.1"}"#).is_empty());
+    assert!(instant(&srv, r#"go_goroutines{job="node_slim"}"#).is_empty());
+    assert!(!instant(&srv, r#"go_goroutines{job="node_agent"}"#).is_empty());
+    let post = instant(&srv, r#"scrape_samples_post_metric_relabeling{job="node_slim"}"#);
+    let scraped = instant(&srv, r#"scrape_samples_scraped{job="node_slim"}"#);
+    let num = |r: &[Value]| r[0]["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap_or(0.0);
+    assert!(num(&post) < num(&scraped) && num(&post) > 100.0, "{post:?} {scraped:?}");
+
+    // file_sd: the file now names Sightline itself; the next scrape uses it.
+    let self_addr = srv
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets":["{self_addr}"],"labels":{{"role":"self"}}}}]"#),
+    )
+    .expect("sd");
+    wait_for("the new file_sd target", 30, || {
+        let r = instant(&srv, &format!(r#"up{{job="self", instance="{self_addr}"}} == 1"#));
+        (!r.is_empty()).then_some(())
+    });
+
+    // Real Prometheus scraping the same target records the same series.
+    if let Some(prometheus) = require_tool("prometheus", "apt-get install prometheus") {
+        let prom_cfg = tmp.path().join("prometheus.yml");
+        std::fs::write(
+            &prom_cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: node_prom\n    static_configs:\n      - targets: ['127.0.0.1:{ne_port}']\nremote_write:\n  - url: {}\n    queue_config:\n      batch_send_deadline: 500ms\n",
+                srv.url("/api/v1/write")
+            ),
+        )
+        .expect("prometheus config");
+        let prom_port = free_port();
+        let mut prom_cmd = Command::new(prometheus);
+        prom_cmd
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", tmp.path().join("prom").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"));
+        let _prom = Proc::spawn(prom_cmd, &tmp.path().join("prometheus.log"));
+        wait_for("Prometheus' samples", 60, || {
+            (!instant(&srv, r#"up{job="node_prom"}"#).is_empty()).then_some(())
+        });
+        // Both have scraped a few times; compare what each recorded.
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let ours = series_of(&srv, "node_agent");
+        let theirs = series_of(&srv, "node_prom");
+        let only_ours: Vec<_> = ours.difference(&theirs).collect();
+        let only_theirs: Vec<_> = theirs.difference(&ours).collect();
+        assert!(
+            only_ours.is_empty() && only_theirs.is_empty(),
+            "series only the agent recorded: {only_ours:?}\nseries only Prometheus recorded: {only_theirs:?}"
+        );
+        assert!(ours.len() > 300, "{} series", ours.len());
+    }
+    agent.terminate();
+}
