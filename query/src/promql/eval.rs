@@ -1,6 +1,8 @@
 //! The evaluator: walks the syntax tree once, computing every node for
 //! all evaluation steps at a time (series-at-a-time, not step-at-a-time),
-//! over samples preloaded by [`super::plan`].
+//! over samples preloaded by [`super::plan`] — or, for a range function's
+//! selector, streamed from storage a batch of series at a time
+//! ([`Evaluator::range_batches`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

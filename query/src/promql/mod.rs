@@ -2,7 +2,8 @@
 //!
 //! A query runs in two phases: [`plan`] finds every selector and the
 //! time range it needs and reads those samples through the storage
-//! [`SeriesReader`]; then the evaluator computes the whole tree
+//! [`SeriesReader`] (a range function's selector is instead streamed to
+//! it while it runs); then the evaluator computes the whole tree
 //! synchronously (off the async runtime), node by node over all steps.
 
 mod aggregate;
