@@ -61,11 +61,7 @@ fn agent_scrapes_node_exporter_as_prometheus_does_and_follows_file_sd() {
     };
     let tmp = tempfile::tempdir().expect("tmp");
     let srv = Server::start(&tmp.path().join("data"), &[]);
-    let ne_port = free_port();
-    let mut ne_cmd = Command::new(node_exporter);
-    ne_cmd.arg(format!("--web.listen-address=127.0.0.1:{ne_port}"));
-    let _ne = Proc::spawn(ne_cmd, &tmp.path().join("node_exporter.log"));
-    wait_http_ok(&format!("http://127.0.0.1:{ne_port}/metrics"));
+    let (_ne, ne_port) = start_node_exporter(&node_exporter, tmp.path());
 
     // file_sd starts with a target nothing listens on.
     let dead = free_port();

@@ -404,21 +404,27 @@ fn acknowledged_log_pushes_survive_kill_9() {
     assert_eq!(got, acked);
 }
 
+/// A server under `dir` with syslog listeners (job `nodes`) on free
+/// TCP and UDP ports.
+fn start_with_syslog(dir: &std::path::Path) -> (Server, u16, u16) {
+    let (tcp, udp) = (free_port(), free_port());
+    let cfg = dir.join("cfg.yml");
+    std::fs::write(
+        &cfg,
+        format!("logs:\n  syslog:\n    listen_tcp: 127.0.0.1:{tcp}\n    listen_udp: 127.0.0.1:{udp}\n    job: nodes\n"),
+    )
+    .expect("cfg");
+    let srv = Server::start(&dir.join("data"), &["--config", cfg.to_str().expect("path")]);
+    (srv, tcp, udp)
+}
+
 #[test]
 fn syslog_over_tcp_and_udp_from_logger() {
     let Some(logger) = require_tool("logger", "apt-get install bsdutils") else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    let (tcp, udp) = (free_port(), free_port());
-    let cfg = tmp.path().join("cfg.yml");
-    std::fs::write(
-        &cfg,
-        format!("logs:\n  syslog:\n    listen_tcp: 127.0.0.1:{tcp}\n    listen_udp: 127.0.0.1:{udp}\n    job: nodes\n"),
-    )
-    .expect("cfg");
-    let srv = Server::start(&data, &["--config", cfg.to_str().expect("path")]);
+    let (srv, tcp, udp) = start_with_syslog(tmp.path());
     let send = |args: &[&str], msg: &str| {
         let st = std::process::Command::new(&logger)
             .args(["--server", "127.0.0.1", "--tag", "mailer", "--id=4242"])
@@ -502,14 +508,7 @@ fn rsyslog_forwards_files_over_tcp_and_udp() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tmp");
-    let (tcp, udp) = (free_port(), free_port());
-    let cfg = tmp.path().join("cfg.yml");
-    std::fs::write(
-        &cfg,
-        format!("logs:\n  syslog:\n    listen_tcp: 127.0.0.1:{tcp}\n    listen_udp: 127.0.0.1:{udp}\n    job: nodes\n"),
-    )
-    .expect("cfg");
-    let srv = Server::start(&tmp.path().join("data"), &["--config", cfg.to_str().expect("path")]);
+    let (srv, tcp, udp) = start_with_syslog(tmp.path());
     // rsyslog tails two files: one forwarded over TCP as RFC 5424 with
     // octet counting, one over UDP in the traditional (RFC 3164) format.
     let dir = tmp.path();

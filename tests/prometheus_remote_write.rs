@@ -82,11 +82,7 @@ fn prometheus_remote_writes_node_exporter_data_exactly() {
     let tmp = tempfile::tempdir().expect("tmp");
     let srv = Server::start(&tmp.path().join("sightline"), &[]);
 
-    let ne_port = free_port();
-    let mut ne_cmd = Command::new(node_exporter);
-    ne_cmd.arg(format!("--web.listen-address=127.0.0.1:{ne_port}"));
-    let mut ne = Proc::spawn(ne_cmd, &tmp.path().join("node_exporter.log"));
-    wait_http_ok(&format!("http://127.0.0.1:{ne_port}/metrics"));
+    let (mut ne, ne_port) = start_node_exporter(&node_exporter, tmp.path());
 
     let prom_port = free_port();
     let cfg = tmp.path().join("prometheus.yml");

@@ -358,3 +358,15 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Starts a real node_exporter on a free loopback port (logging to
+/// `dir/node_exporter.log`) and waits until it answers; returns the
+/// process and its port.
+pub fn start_node_exporter(binary: &Path, dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(binary);
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    let proc = Proc::spawn(cmd, &dir.join("node_exporter.log"));
+    wait_http_ok(&format!("http://127.0.0.1:{port}/metrics"));
+    (proc, port)
+}

@@ -87,8 +87,8 @@ fn is_ident(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b':'
 }
 
-/// The index just past the string starting at `i`.
-fn skip_string(b: &[u8], i: usize) -> usize {
+/// The index just past the string (any PromQL quote) starting at `i`.
+pub(super) fn skip_string(b: &[u8], i: usize) -> usize {
     let quote = b[i];
     let mut j = i + 1;
     while j < b.len() {

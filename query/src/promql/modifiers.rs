@@ -12,6 +12,8 @@ use std::borrow::Cow;
 
 use promql_parser::parser::VectorSelector;
 
+use super::durexpr::skip_string;
+
 /// The label name of the marker matcher; never sent to storage.
 pub const MODIFIER_LABEL: &str = "__sightline_modifier__";
 
@@ -258,23 +260,6 @@ fn tokenize(query: &str) -> Vec<Token> {
         out.push(Token { kind, start, end: i });
     }
     out
-}
-
-/// The index just past the string starting at `i`.
-fn skip_string(b: &[u8], i: usize) -> usize {
-    let quote = b[i];
-    let mut j = i + 1;
-    while j < b.len() {
-        if b[j] == b'\\' && quote != b'`' {
-            j += 2;
-            continue;
-        }
-        if b[j] == quote {
-            return j + 1;
-        }
-        j += 1;
-    }
-    b.len()
 }
 
 #[cfg(test)]
