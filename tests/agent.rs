@@ -175,3 +175,73 @@ remote_write:
     }
     agent.terminate();
 }
+
+#[test]
+fn a_site_outage_and_an_agent_kill_9_lose_no_scraped_samples() {
+    let Some(node_exporter) = require_tool("prometheus-node-exporter", "apt-get install prometheus-node-exporter")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let grpc: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let mut srv = Server::start_on(&data, http, grpc, &[]);
+    let (_ne, ne_port) = start_node_exporter(&node_exporter, tmp.path());
+    let cfg = tmp.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "identity: {{site: ams}}\nglobal: {{scrape_interval: 1s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{ne_port}']\nremote_write:\n  - url: {}\n",
+            srv.url("/api/v1/write")
+        ),
+    )
+    .expect("agent config");
+    let start_agent = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        cmd.args(["agent", "--config"]).arg(&cfg);
+        Proc::spawn(cmd, &tmp.path().join(format!("agent-{}.log", now_ms())))
+    };
+    let agent = start_agent();
+    wait_for("the first scrapes", 30, || {
+        (!instant(&srv, r#"up{job="node"}"#).is_empty()).then_some(())
+    });
+    // The site goes away; the agent keeps scraping into its disk buffer,
+    // is killed with kill -9 there, and restarted.
+    assert!(srv.sigterm().success());
+    let site_down = now_ms();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    drop(agent); // SIGKILL
+    let agent_dead = now_ms();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let agent_back = now_ms();
+    let _agent = start_agent();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let srv = Server::start_on(&data, http, grpc, &[]);
+    let site_back = now_ms();
+    // Everything buffered arrives once the site is back.
+    let up = wait_for("the buffered samples", 60, || {
+        let e = export(&srv, r#"up{job="node"}"#);
+        let ts = e.first().map(|s| s.timestamps.clone()).unwrap_or_default();
+        ts.last().is_some_and(|t| *t >= site_back).then_some(ts)
+    });
+    // One sample a second throughout, except while the agent itself was
+    // dead (between the kill and its first scrape after the restart).
+    for w in up.windows(2) {
+        if w[1] - w[0] > 1_600 {
+            assert!(
+                w[0] >= agent_dead - 1_600 && w[1] <= agent_back + 3_000,
+                "a gap {}..{} ms outside the agent's own downtime {agent_dead}..{agent_back} (site down {site_down}..{site_back})",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    let during_outage = up.iter().filter(|t| **t > site_down && **t < site_back).count();
+    assert!(
+        during_outage >= 5,
+        "{during_outage} samples scraped while the site was down arrived"
+    );
+    let failures = instant(&srv, "sightline_agent_send_failures_total");
+    assert!(!failures.is_empty(), "the agent reports its own health");
+}

@@ -4,13 +4,17 @@
 //! its site's ingest by remote write, failing over to the next site in its
 //! list when one does not answer.
 //!
-//! This is the agent's first part: shipping is remote write from memory.
-//! The gRPC stream with acknowledgements, the on-disk buffer, dual
-//! shipping and log tailing are still to come (issue 6).
+//! Scraped batches go through a bounded on-disk buffer ([`buffer`]) so a
+//! site outage or an agent restart loses nothing within its size limit.
+//! Still to come (issue 6): the gRPC stream with acknowledgements, dual
+//! shipping and log tailing.
+
+pub mod buffer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prost::Message;
@@ -21,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::remote_write::proto;
 use crate::scrape::relabel::{Relabel, RelabelConfig};
 use crate::scrape::target::{self, Sample, ScrapeState, Target, TargetSpec};
+use buffer::DiskBuffer;
 
 /// The agent's configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +43,20 @@ pub struct AgentConfig {
     pub scrape_configs: Vec<ScrapeConfig>,
     /// Where to ship, in order of preference (the node's own site first).
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// The on-disk buffer of unshipped data.
+    #[serde(default)]
+    pub buffer: BufferConfig,
+}
+
+/// `buffer:` settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Directory (relative to the config file); default `agent-buffer`.
+    pub path: Option<PathBuf>,
+    /// Most bytes kept; beyond, the oldest data is dropped and counted
+    /// in `sightline_agent_dropped_samples_total`. Default 256 MiB.
+    pub max_bytes: Option<u64>,
 }
 
 /// `global:` defaults.
@@ -212,6 +231,13 @@ fn parse_sd_file(path: &Path, text: &str) -> Result<Vec<TargetGroup>, String> {
     }
 }
 
+/// What the agent counts about itself, shipped as `sightline_agent_*`.
+#[derive(Debug, Default)]
+struct AgentStats {
+    sent_samples: AtomicU64,
+    send_failures: AtomicU64,
+}
+
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(
     cfg: AgentConfig,
@@ -221,7 +247,13 @@ pub async fn run(
     let client = reqwest::Client::builder()
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let (tx, rx) = mpsc::channel::<Vec<Sample>>(SHIP_QUEUE_BATCHES);
+    let buffer_dir = base_dir.join(cfg.buffer.path.clone().unwrap_or_else(|| PathBuf::from("agent-buffer")));
+    let buffer = Arc::new(DiskBuffer::open(
+        &buffer_dir,
+        cfg.buffer.max_bytes.unwrap_or(DEFAULT_BUFFER_BYTES),
+    )?);
+    let stats = Arc::new(AgentStats::default());
+    let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(SHIP_QUEUE_BATCHES);
     let identity: Arc<Vec<(String, String)>> = Arc::new(cfg.identity.clone().into_iter().collect());
     let mut tasks = tokio::task::JoinSet::new();
     for sc in cfg.scrape_configs.clone() {
@@ -298,15 +330,77 @@ pub async fn run(
             }
         });
     }
+    // The agent's own health, every global interval.
+    {
+        let (tx, identity, buffer, stats) = (tx.clone(), identity.clone(), buffer.clone(), stats.clone());
+        let interval =
+            parse_duration(&cfg.global.scrape_interval).map_err(|e| format!("global.scrape_interval: {e}"))?;
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_secs(1)));
+            loop {
+                tick.tick().await;
+                let t = now_ms();
+                let samples = [
+                    ("sightline_agent_buffer_bytes", buffer.bytes() as f64),
+                    (
+                        "sightline_agent_dropped_samples_total",
+                        buffer.dropped_samples.load(Ordering::Relaxed) as f64,
+                    ),
+                    (
+                        "sightline_agent_sent_samples_total",
+                        stats.sent_samples.load(Ordering::Relaxed) as f64,
+                    ),
+                    (
+                        "sightline_agent_send_failures_total",
+                        stats.send_failures.load(Ordering::Relaxed) as f64,
+                    ),
+                ]
+                .into_iter()
+                .map(|(name, v)| {
+                    let mut labels: Vec<(String, String)> = identity.iter().cloned().collect();
+                    labels.push(("__name__".into(), name.into()));
+                    labels.push(("job".into(), "sightline-agent".into()));
+                    labels.sort();
+                    Sample { labels, t, v }
+                })
+                .collect();
+                if tx.send(samples).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     drop(tx);
-    let shipper = ship(client, cfg.remote_write.iter().map(|r| r.url.clone()).collect(), rx);
+    // Scrapes go to disk first; the shipper sends from there.
+    let spool = {
+        let buffer = buffer.clone();
+        async move {
+            while let Some(batch) = rx.recv().await {
+                for chunk in batch.chunks(MAX_SAMPLES_PER_SEND) {
+                    if let Err(e) = buffer.push(&encode(chunk), chunk.len() as u32) {
+                        tracing::error!(error = %e, "cannot write to the agent buffer; batch lost");
+                    }
+                }
+            }
+        }
+    };
+    let shipper = ship(
+        client,
+        cfg.remote_write.iter().map(|r| r.url.clone()).collect(),
+        buffer,
+        stats,
+    );
     tokio::select! {
         () = shutdown => {}
-        () = shipper => {}
+        () = spool => {}
+        r = shipper => r?,
     }
     tasks.abort_all();
     Ok(())
 }
+
+/// The buffer's default size limit.
+const DEFAULT_BUFFER_BYTES: u64 = 256 << 20;
 
 /// Batches of samples waiting to be shipped (one per target scrape).
 const SHIP_QUEUE_BATCHES: usize = 1024;
@@ -314,37 +408,49 @@ const SHIP_QUEUE_BATCHES: usize = 1024;
 /// Most samples in one remote-write request.
 const MAX_SAMPLES_PER_SEND: usize = 2000;
 
-/// Ships batches by remote write 1.0 to the first site that accepts them,
-/// retrying with backoff while none does.
-async fn ship(client: reqwest::Client, urls: Vec<String>, mut rx: mpsc::Receiver<Vec<Sample>>) {
-    let mut preferred = 0usize;
-    while let Some(batch) = rx.recv().await {
-        for chunk in batch.chunks(MAX_SAMPLES_PER_SEND) {
-            let body = encode(chunk);
-            let mut delay = Duration::from_millis(200);
-            'sent: loop {
-                for k in 0..urls.len() {
-                    let i = (preferred + k) % urls.len();
-                    match send(&client, &urls[i], &body).await {
-                        Ok(()) => {
-                            // Go back to the node's own site as soon as it answers again.
-                            preferred = 0;
-                            break 'sent;
-                        }
-                        Err(Retry::No(e)) => {
-                            tracing::warn!(url = %urls[i], error = %e, "remote write refused a batch; dropping it");
-                            break 'sent;
-                        }
-                        Err(Retry::Yes(e)) => {
-                            tracing::debug!(url = %urls[i], error = %e, "remote write failed; trying the next site");
-                        }
+/// Ships the buffer's batches, oldest first, by remote write 1.0: each to
+/// the first site (own site first) that accepts it, retrying with backoff
+/// while none does; a batch leaves the buffer only once acknowledged.
+async fn ship(
+    client: reqwest::Client,
+    urls: Vec<String>,
+    buffer: Arc<DiskBuffer>,
+    stats: Arc<AgentStats>,
+) -> Result<(), String> {
+    loop {
+        let (body, next) = buffer.next().await?;
+        let mut delay = Duration::from_millis(200);
+        'sent: loop {
+            for url in &urls {
+                match send(&client, url, &body).await {
+                    Ok(()) => {
+                        stats.sent_samples.fetch_add(samples_in(&body), Ordering::Relaxed);
+                        break 'sent;
+                    }
+                    Err(Retry::No(e)) => {
+                        tracing::warn!(url = %url, error = %e, "remote write refused a batch; dropping it");
+                        break 'sent;
+                    }
+                    Err(Retry::Yes(e)) => {
+                        stats.send_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(url = %url, error = %e, "remote write failed; trying the next site");
                     }
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
             }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
         }
+        buffer.ack(next)?;
     }
+}
+
+/// Samples in an encoded request (for the agent's own counters).
+fn samples_in(body: &[u8]) -> u64 {
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .ok()
+        .and_then(|raw| proto::WriteRequest::decode(raw.as_slice()).ok())
+        .map_or(0, |r| r.timeseries.iter().map(|t| t.samples.len() as u64).sum())
 }
 
 enum Retry {
