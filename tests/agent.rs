@@ -245,3 +245,93 @@ fn a_site_outage_and_an_agent_kill_9_lose_no_scraped_samples() {
     let failures = instant(&srv, "sightline_agent_send_failures_total");
     assert!(!failures.is_empty(), "the agent reports its own health");
 }
+
+/// Every line of a Loki streams answer.
+fn log_lines(srv: &Server, query: &str) -> Vec<String> {
+    let now = now_ms() * 1_000_000;
+    let r = client()
+        .get(srv.url("/loki/api/v1/query_range"))
+        .query(&[
+            ("query", query.to_string()),
+            ("start", (now - 3_600_000_000_000).to_string()),
+            ("end", (now + 60_000_000_000).to_string()),
+            ("limit", "5000".to_string()),
+        ])
+        .send()
+        .expect("query");
+    let v: Value = r.json().expect("json");
+    v["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|s| {
+            s["values"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e[1].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn tailed_log_lines_arrive_once_across_rotation_and_agent_kill_9() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let srv = Server::start(&tmp.path().join("data"), &[]);
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("dir");
+    let log = logs.join("mail.log");
+    let cfg = tmp.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "identity: {{site: ams}}\nremote_write:\n  - url: {}\nloki_push:\n  - url: {}\nlog_files:\n  - paths: ['logs/mail.log*']\n    labels: {{job: mail}}\n",
+            srv.url("/api/v1/write"),
+            srv.url("/loki/api/v1/push")
+        ),
+    )
+    .expect("agent config");
+    let start_agent = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        cmd.args(["agent", "--config"]).arg(&cfg);
+        Proc::spawn(cmd, &tmp.path().join(format!("agent-{}.log", now_ms())))
+    };
+    let write = |from: usize, to: usize| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        for i in from..to {
+            std::io::Write::write_all(&mut f, format!("line {i:05}\n").as_bytes()).expect("write");
+            if i % 50 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    };
+    let mut agent = start_agent();
+    write(0, 300);
+    // kill -9 while lines are being written, then go on writing.
+    drop(agent); // SIGKILL
+    write(300, 500);
+    agent = start_agent();
+    write(500, 700);
+    // Rotation: renamed inside the glob, a new file under the old name.
+    std::fs::rename(&log, logs.join("mail.log.1")).expect("rotate");
+    write(700, 900);
+    drop(agent); // SIGKILL again, right after a rotation
+    write(900, 1000);
+    let _agent = start_agent();
+    wait_for("every line", 60, || {
+        (log_lines(&srv, r#"{job="mail", site="ams"}"#).len() >= 1000).then_some(())
+    });
+    // A moment more, so late duplicates would show.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut got = log_lines(&srv, r#"{job="mail", site="ams"}"#);
+    assert_eq!(got.len(), 1000, "every line exactly once (duplicates would make more)");
+    got.sort();
+    let want: Vec<String> = (0..1000).map(|i| format!("line {i:05}")).collect();
+    assert_eq!(got, want, "no line missing");
+}

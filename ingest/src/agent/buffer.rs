@@ -207,9 +207,9 @@ impl DiskBuffer {
         Ok(())
     }
 
-    /// The oldest unacknowledged batch and where the next one starts;
-    /// waits until there is one.
-    pub async fn next(&self) -> Result<(Vec<u8>, Cursor), String> {
+    /// The oldest unacknowledged batch, its item count and where the next
+    /// one starts; waits until there is one.
+    pub async fn next(&self) -> Result<(Vec<u8>, u32, Cursor), String> {
         loop {
             let notified = self.notify.notified();
             if let Some(found) = self.peek()? {
@@ -219,7 +219,7 @@ impl DiskBuffer {
         }
     }
 
-    fn peek(&self) -> Result<Option<(Vec<u8>, Cursor)>, String> {
+    fn peek(&self) -> Result<Option<(Vec<u8>, u32, Cursor)>, String> {
         let mut st = self.state.lock();
         loop {
             let read = st.read;
@@ -238,9 +238,10 @@ impl DiskBuffer {
             };
             if read.offset < seg.bytes {
                 let path = segment_path(&self.dir, seg.id);
-                let (body, next) = read_record(&path, read.offset)?;
+                let (body, items, next) = read_record(&path, read.offset)?;
                 return Ok(Some((
                     body,
+                    items,
                     Cursor {
                         segment: seg.id,
                         offset: next,
@@ -311,7 +312,7 @@ fn scan_bytes(data: &[u8]) -> (u64, u64) {
     (pos as u64, samples)
 }
 
-fn read_record(path: &Path, offset: u64) -> Result<(Vec<u8>, u64), String> {
+fn read_record(path: &Path, offset: u64) -> Result<(Vec<u8>, u32, u64), String> {
     let mut f = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
     f.seek(SeekFrom::Start(offset))
         .map_err(|e| io_err("cannot seek", path, e))?;
@@ -324,7 +325,8 @@ fn read_record(path: &Path, offset: u64) -> Result<(Vec<u8>, u64), String> {
     if crc32fast::hash(&body) != crc {
         return Err(format!("agent buffer record at {}:{offset} is corrupt", path.display()));
     }
-    Ok((body, offset + (HEADER + len) as u64))
+    let items = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    Ok((body, items, offset + (HEADER + len) as u64))
 }
 
 fn read_cursor(dir: &Path) -> Option<Cursor> {
@@ -353,17 +355,17 @@ mod tests {
         for i in 0..5u8 {
             b.push(&[i; 100], 10).expect("push");
         }
-        let (first, c1) = b.next().await.expect("next");
+        let (first, _, c1) = b.next().await.expect("next");
         assert_eq!(first, vec![0u8; 100]);
         b.ack(c1).expect("ack");
-        let (second, _) = b.next().await.expect("next");
+        let (second, _, _) = b.next().await.expect("next");
         assert_eq!(second, vec![1u8; 100]);
         drop(b);
         // Not acknowledged: the second batch comes again after a restart.
         let b = DiskBuffer::open(dir.path(), 1 << 20).expect("reopen");
         let mut got = Vec::new();
         for _ in 0..4 {
-            let (body, c) = b.next().await.expect("next");
+            let (body, _, c) = b.next().await.expect("next");
             got.push(body[0]);
             b.ack(c).expect("ack");
         }
@@ -387,7 +389,7 @@ mod tests {
         let dropped = b.dropped_samples.load(Ordering::Relaxed);
         assert!(dropped > 0 && dropped % 7 == 0, "{dropped}");
         // What is left is the newest data, in order.
-        let (body, _) = b.next().await.expect("next");
+        let (body, _, _) = b.next().await.expect("next");
         let first_kept = u64::from(body[0]);
         assert_eq!(first_kept, dropped / 7, "the oldest batches went first");
     }
@@ -403,11 +405,11 @@ mod tests {
         f.write_all(&[200, 0, 0, 0, 1, 0]).expect("torn header");
         drop(f);
         let b = DiskBuffer::open(dir.path(), 1 << 20).expect("reopen");
-        let (body, c) = b.next().await.expect("next");
+        let (body, _, c) = b.next().await.expect("next");
         assert_eq!(body, b"whole");
         b.ack(c).expect("ack");
         b.push(b"after", 1).expect("push");
-        let (body, _) = b.next().await.expect("next");
+        let (body, _, _) = b.next().await.expect("next");
         assert_eq!(body, b"after");
     }
 }

@@ -6,10 +6,12 @@
 //!
 //! Scraped batches go through a bounded on-disk buffer ([`buffer`]) so a
 //! site outage or an agent restart loses nothing within its size limit.
+//! Log files are tailed ([`tail`]) and shipped the same way by Loki push.
 //! Still to come (issue 6): the gRPC stream with acknowledgements, dual
-//! shipping and log tailing.
+//! shipping, the systemd journal.
 
 pub mod buffer;
+pub mod tail;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,24 @@ pub struct AgentConfig {
     /// The on-disk buffer of unshipped data.
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// Log files to tail.
+    #[serde(default)]
+    pub log_files: Vec<LogFilesConfig>,
+    /// Where to push logs (Loki push API URLs), own site first.
+    #[serde(default)]
+    pub loki_push: Vec<RemoteWriteConfig>,
+}
+
+/// A `log_files` entry: files and the stream labels of their lines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFilesConfig {
+    /// Globs (relative to the config file). Keep rotated names inside the
+    /// glob (`app.log*`) so a rotated file is read to its end.
+    pub paths: Vec<String>,
+    /// Stream labels; `filename` (the path) is added, and the identity.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `buffer:` settings.
@@ -164,6 +184,9 @@ impl AgentConfig {
         if cfg.remote_write.is_empty() {
             return Err("remote_write: name at least one site's ingest URL".into());
         }
+        if !cfg.log_files.is_empty() && cfg.loki_push.is_empty() {
+            return Err("log_files need loki_push: name at least one site's /loki/api/v1/push URL".into());
+        }
         for (i, sc) in cfg.scrape_configs.iter().enumerate() {
             cfg.durations(sc)
                 .map_err(|e| format!("scrape_configs[{i}] ({}): {e}", sc.job_name))?;
@@ -235,6 +258,7 @@ fn parse_sd_file(path: &Path, text: &str) -> Result<Vec<TargetGroup>, String> {
 #[derive(Debug, Default)]
 struct AgentStats {
     sent_samples: AtomicU64,
+    sent_log_lines: AtomicU64,
     send_failures: AtomicU64,
 }
 
@@ -351,6 +375,10 @@ pub async fn run(
                         stats.sent_samples.load(Ordering::Relaxed) as f64,
                     ),
                     (
+                        "sightline_agent_sent_log_lines_total",
+                        stats.sent_log_lines.load(Ordering::Relaxed) as f64,
+                    ),
+                    (
                         "sightline_agent_send_failures_total",
                         stats.send_failures.load(Ordering::Relaxed) as f64,
                     ),
@@ -384,19 +412,156 @@ pub async fn run(
             }
         }
     };
+    let log_shipper = if cfg.log_files.is_empty() {
+        None
+    } else {
+        let log_buffer = Arc::new(DiskBuffer::open(
+            &buffer_dir.join("logs"),
+            cfg.buffer.max_bytes.unwrap_or(DEFAULT_BUFFER_BYTES),
+        )?);
+        let sources: Vec<TailSource> = cfg
+            .log_files
+            .iter()
+            .map(|lf| {
+                let paths = lf
+                    .paths
+                    .iter()
+                    .map(|p| base_dir.join(p).to_string_lossy().into_owned())
+                    .collect();
+                let mut labels: Vec<(String, String)> = lf.labels.clone().into_iter().collect();
+                for (k, v) in identity.iter() {
+                    if !labels.iter().any(|(n, _)| n == k) {
+                        labels.push((k.clone(), v.clone()));
+                    }
+                }
+                TailSource { paths, labels }
+            })
+            .collect();
+        let positions_path = buffer_dir.join("logs").join("positions.json");
+        let tail_buffer = log_buffer.clone();
+        tasks.spawn(async move {
+            let mut positions = tail::load_positions(&positions_path);
+            let mut tick = tokio::time::interval(TAIL_POLL);
+            loop {
+                tick.tick().await;
+                let mut all = tail::Positions::new();
+                let mut pushed = true;
+                for TailSource { paths, labels } in &sources {
+                    let (found, next) = tail::poll(paths, &positions);
+                    all.extend(next);
+                    if found.is_empty() {
+                        continue;
+                    }
+                    let lines: u32 = found.iter().map(|(_, l)| l.len() as u32).sum();
+                    if let Err(e) = tail_buffer.push(&encode_logs(labels, &found, now_ns()), lines) {
+                        tracing::error!(error = %e, "cannot write to the agent's log buffer; will read again");
+                        pushed = false;
+                    }
+                }
+                // Positions move only once the lines are in the buffer.
+                if pushed {
+                    positions = all;
+                    if let Err(e) = tail::save_positions(&positions_path, &positions) {
+                        tracing::error!(error = %e, "cannot save log positions");
+                    }
+                }
+            }
+        });
+        Some(ship(
+            client.clone(),
+            cfg.loki_push.iter().map(|r| r.url.clone()).collect(),
+            log_buffer,
+            stats.clone(),
+            Payload::LokiPush,
+        ))
+    };
     let shipper = ship(
         client,
         cfg.remote_write.iter().map(|r| r.url.clone()).collect(),
         buffer,
         stats,
+        Payload::RemoteWrite,
     );
+    let logs = async {
+        match log_shipper {
+            Some(s) => s.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         () = shutdown => {}
         () = spool => {}
         r = shipper => r?,
+        r = logs => r?,
     }
     tasks.abort_all();
     Ok(())
+}
+
+/// One `log_files` entry ready to poll: absolute globs and the stream
+/// labels (identity included).
+struct TailSource {
+    paths: Vec<String>,
+    labels: Vec<(String, String)>,
+}
+
+/// How often log files are checked for new lines.
+const TAIL_POLL: Duration = Duration::from_millis(250);
+
+/// A Loki push request (protobuf, snappy) for lines of files, one stream
+/// per file; lines get increasing timestamps from `now_ns`.
+fn encode_logs(labels: &[(String, String)], found: &[(PathBuf, Vec<String>)], now_ns: i64) -> Vec<u8> {
+    let mut t = now_ns;
+    let streams = found
+        .iter()
+        .map(|(path, lines)| {
+            let mut l: Vec<(String, String)> = labels.to_vec();
+            l.push(("filename".into(), path.to_string_lossy().into_owned()));
+            l.sort();
+            let text = l
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            crate::loki::proto::StreamAdapter {
+                labels: format!("{{{text}}}"),
+                entries: lines
+                    .iter()
+                    .map(|line| {
+                        t += 1;
+                        crate::loki::proto::EntryAdapter {
+                            timestamp: Some(crate::loki::proto::Timestamp {
+                                seconds: t.div_euclid(1_000_000_000),
+                                nanos: t.rem_euclid(1_000_000_000) as i32,
+                            }),
+                            line: line.clone(),
+                            structured_metadata: Vec::new(),
+                        }
+                    })
+                    .collect(),
+                hash: 0,
+            }
+        })
+        .collect();
+    let req = crate::loki::proto::PushRequest { streams };
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap_or_default()
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// What a buffer holds, which decides how it is sent.
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    /// Remote write 1.0 requests.
+    RemoteWrite,
+    /// Loki push requests (protobuf, snappy).
+    LokiPush,
 }
 
 /// The buffer's default size limit.
@@ -416,15 +581,20 @@ async fn ship(
     urls: Vec<String>,
     buffer: Arc<DiskBuffer>,
     stats: Arc<AgentStats>,
+    payload: Payload,
 ) -> Result<(), String> {
     loop {
-        let (body, next) = buffer.next().await?;
+        let (body, items, next) = buffer.next().await?;
         let mut delay = Duration::from_millis(200);
         'sent: loop {
             for url in &urls {
-                match send(&client, url, &body).await {
+                match send(&client, url, &body, payload).await {
                     Ok(()) => {
-                        stats.sent_samples.fetch_add(samples_in(&body), Ordering::Relaxed);
+                        let counter = match payload {
+                            Payload::RemoteWrite => &stats.sent_samples,
+                            Payload::LokiPush => &stats.sent_log_lines,
+                        };
+                        counter.fetch_add(u64::from(items), Ordering::Relaxed);
                         break 'sent;
                     }
                     Err(Retry::No(e)) => {
@@ -444,26 +614,21 @@ async fn ship(
     }
 }
 
-/// Samples in an encoded request (for the agent's own counters).
-fn samples_in(body: &[u8]) -> u64 {
-    snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .ok()
-        .and_then(|raw| proto::WriteRequest::decode(raw.as_slice()).ok())
-        .map_or(0, |r| r.timeseries.iter().map(|t| t.samples.len() as u64).sum())
-}
-
 enum Retry {
     Yes(String),
     No(String),
 }
 
-async fn send(client: &reqwest::Client, url: &str, body: &[u8]) -> Result<(), Retry> {
-    let resp = client
-        .post(url)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+async fn send(client: &reqwest::Client, url: &str, body: &[u8], payload: Payload) -> Result<(), Retry> {
+    let req = client.post(url).header("Content-Type", "application/x-protobuf");
+    // Loki's push API takes the snappy block without a Content-Encoding.
+    let req = match payload {
+        Payload::RemoteWrite => req
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        Payload::LokiPush => req,
+    };
+    let resp = req
         .timeout(Duration::from_secs(30))
         .body(body.to_vec())
         .send()
