@@ -11,6 +11,13 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+/// Starts `sightline agent --config cfg`, logging to a new file in `dir`.
+fn start_agent(cfg: &std::path::Path, dir: &std::path::Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+    cmd.args(["agent", "--config"]).arg(cfg);
+    Proc::spawn(cmd, &dir.join(format!("agent-{}.log", now_ms())))
+}
+
 fn instant(srv: &Server, q: &str) -> Vec<Value> {
     let r = client()
         .get(srv.url("/api/v1/query"))
@@ -103,9 +110,7 @@ remote_write:
         ),
     )
     .expect("agent config");
-    let mut agent_cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-    agent_cmd.args(["agent", "--config"]).arg(&cfg);
-    let mut agent = Proc::spawn(agent_cmd, &tmp.path().join("agent.log"));
+    let mut agent = start_agent(&cfg, tmp.path());
 
     // Shipped past the first (dead) site to the second; identity added.
     wait_for("up from the agent", 30, || {
@@ -197,11 +202,7 @@ fn a_site_outage_and_an_agent_kill_9_lose_no_scraped_samples() {
         ),
     )
     .expect("agent config");
-    let start_agent = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        cmd.args(["agent", "--config"]).arg(&cfg);
-        Proc::spawn(cmd, &tmp.path().join(format!("agent-{}.log", now_ms())))
-    };
+    let start_agent = || start_agent(&cfg, tmp.path());
     let agent = start_agent();
     wait_for("the first scrapes", 30, || {
         (!instant(&srv, r#"up{job="node"}"#).is_empty()).then_some(())
@@ -293,11 +294,7 @@ fn tailed_log_lines_arrive_once_across_rotation_and_agent_kill_9() {
         ),
     )
     .expect("agent config");
-    let start_agent = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-        cmd.args(["agent", "--config"]).arg(&cfg);
-        Proc::spawn(cmd, &tmp.path().join(format!("agent-{}.log", now_ms())))
-    };
+    let start_agent = || start_agent(&cfg, tmp.path());
     let write = |from: usize, to: usize| {
         let mut f = std::fs::OpenOptions::new()
             .create(true)

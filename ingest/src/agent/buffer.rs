@@ -387,7 +387,7 @@ mod tests {
         }
         assert!(b.bytes() <= 1 << 16, "{} bytes", b.bytes());
         let dropped = b.dropped_samples.load(Ordering::Relaxed);
-        assert!(dropped > 0 && dropped % 7 == 0, "{dropped}");
+        assert!(dropped > 0 && dropped.is_multiple_of(7), "{dropped}");
         // What is left is the newest data, in order.
         let (body, _, _) = b.next().await.expect("next");
         let first_kept = u64::from(body[0]);

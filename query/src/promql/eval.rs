@@ -281,9 +281,7 @@ impl Evaluator<'_> {
     /// (within the lookback window) and the next one (within the lookback
     /// delta after); the newest sample's value when there is no next one.
     fn smoothed_samples(&self, data: &[RawSeries], steps: Steps, offset: i64, at: Option<i64>) -> Vec<Series> {
-        let mut out = Vec::new();
-        for raw in data {
-            let mut points = Vec::new();
+        each_series(data, |raw, points| {
             let mut j = 0;
             for t in steps.times() {
                 let eff = at.unwrap_or(t) - offset;
@@ -305,15 +303,7 @@ impl Evaluator<'_> {
                 };
                 points.push(Point { t, v });
             }
-            if !points.is_empty() {
-                out.push(Series {
-                    labels: raw.labels.clone(),
-                    drop_name: false,
-                    points,
-                });
-            }
-        }
-        out
+        })
     }
 
     /// Instant-selector semantics over raw series: at each step the newest
@@ -327,9 +317,8 @@ impl Evaluator<'_> {
         at: Option<i64>,
         sample_times: bool,
     ) -> Vec<Series> {
-        let mut out = Vec::new();
-        for raw in data {
-            let mut points = Vec::with_capacity(steps.len().min(raw.ts.len() + 1));
+        each_series(data, |raw, points| {
+            points.reserve(steps.len().min(raw.ts.len() + 1));
             let mut j = 0;
             for t in steps.times() {
                 let eff = at.unwrap_or(t) - offset;
@@ -345,15 +334,7 @@ impl Evaluator<'_> {
                     points.push(Point { t, v });
                 }
             }
-            if !points.is_empty() {
-                out.push(Series {
-                    labels: raw.labels.clone(),
-                    drop_name: false,
-                    points,
-                });
-            }
-        }
-        out
+        })
     }
 
     /// The raw samples of a range selector, stale markers removed, as
@@ -538,6 +519,24 @@ impl Evaluator<'_> {
             other => exec_err(format!("expected a range vector, got {other}")),
         }
     }
+}
+
+/// The series `f` gives points for (those it gives none are left out),
+/// with the raw series' labels.
+fn each_series(data: &[RawSeries], mut f: impl FnMut(&RawSeries, &mut Vec<Point>)) -> Vec<Series> {
+    let mut out = Vec::new();
+    for raw in data {
+        let mut points = Vec::new();
+        f(raw, &mut points);
+        if !points.is_empty() {
+            out.push(Series {
+                labels: raw.labels.clone(),
+                drop_name: false,
+                points,
+            });
+        }
+    }
+    out
 }
 
 /// The series without staleness markers (a range function's input).
