@@ -30,7 +30,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sightline_storage::logs::{LogEntry, LogPush};
+use sightline_storage::logs::{LogEntry, LogPush, now_ns};
 
 use crate::IngestError;
 use crate::logstore::{LogIngest, tenant_from_headers};
@@ -66,7 +66,7 @@ pub async fn push(
         let body = body.map_err(|e| body_error(e, state.opts.max_request_bytes))?;
         let _permit = state.admit()?;
         let tenant = tenant_from_headers(&headers)?;
-        let body = match header_str(&headers, header::CONTENT_ENCODING).as_str() {
+        let body = match crate::loki::header_value(&headers, header::CONTENT_ENCODING).as_str() {
             "" | "identity" => std::borrow::Cow::Borrowed(&body[..]),
             "gzip" => std::borrow::Cow::Owned(crate::gunzip(&body, state.opts.max_decoded_bytes)?),
             other => {
@@ -98,21 +98,6 @@ pub async fn push(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// A decoded body: streams ready to store, and the lines refused.

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use prost::Message;
 use serde::Deserialize;
-use sightline_storage::parse_duration;
+use sightline_storage::logs::now_ns;
+use sightline_storage::{now_ms, parse_duration};
 use tokio::sync::mpsc;
 
 use crate::remote_write::proto;
@@ -549,12 +550,6 @@ fn encode_logs(labels: &[(String, String)], found: &[(PathBuf, Vec<String>)], no
         .unwrap_or_default()
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 /// What a buffer holds, which decides how it is sent.
 #[derive(Debug, Clone, Copy)]
 enum Payload {
@@ -676,12 +671,6 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
     snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .unwrap_or_default()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -81,7 +81,9 @@ pub fn decode(headers: &HeaderMap, body: &[u8], max_decoded: usize) -> Result<De
     }
 }
 
-fn header_value(headers: &HeaderMap, name: header::HeaderName) -> String {
+/// A header's media value: before any `;` parameters, trimmed, lowercase
+/// ("" when absent).
+pub(crate) fn header_value(headers: &HeaderMap, name: header::HeaderName) -> String {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -282,15 +282,7 @@ impl Evaluator<'_> {
     /// delta after); the newest sample's value when there is no next one.
     fn smoothed_samples(&self, data: &[RawSeries], steps: Steps, offset: i64, at: Option<i64>) -> Vec<Series> {
         each_series(data, |raw, points| {
-            let mut j = 0;
-            for t in steps.times() {
-                let eff = at.unwrap_or(t) - offset;
-                while j < raw.ts.len() && raw.ts[j] <= eff {
-                    j += 1;
-                }
-                if j == 0 {
-                    continue;
-                }
+            for (t, eff, j) in newest_per_step(raw, steps, offset, at) {
                 let (pt, pv) = (raw.ts[j - 1], raw.vs[j - 1]);
                 if pt <= eff - self.lookback || is_stale(pv) {
                     continue;
@@ -319,15 +311,7 @@ impl Evaluator<'_> {
     ) -> Vec<Series> {
         each_series(data, |raw, points| {
             points.reserve(steps.len().min(raw.ts.len() + 1));
-            let mut j = 0;
-            for t in steps.times() {
-                let eff = at.unwrap_or(t) - offset;
-                while j < raw.ts.len() && raw.ts[j] <= eff {
-                    j += 1;
-                }
-                if j == 0 {
-                    continue;
-                }
+            for (t, eff, j) in newest_per_step(raw, steps, offset, at) {
                 let (st, sv) = (raw.ts[j - 1], raw.vs[j - 1]);
                 if st > eff - self.lookback && !is_stale(sv) {
                     let v = if sample_times { st as f64 / 1000.0 } else { sv };
@@ -519,6 +503,26 @@ impl Evaluator<'_> {
             other => exec_err(format!("expected a range vector, got {other}")),
         }
     }
+}
+
+/// For each step with a sample at or before its time `(at or step) -
+/// offset`: the step, that time, and the index just past the newest such
+/// sample (so `j - 1` is the newest, `j` the next).
+fn newest_per_step(
+    raw: &RawSeries,
+    steps: Steps,
+    offset: i64,
+    at: Option<i64>,
+) -> impl Iterator<Item = (i64, i64, usize)> + '_ {
+    let mut j = 0;
+    (0..steps.len()).filter_map(move |i| {
+        let t = steps.at(i);
+        let eff = at.unwrap_or(t) - offset;
+        while j < raw.ts.len() && raw.ts[j] <= eff {
+            j += 1;
+        }
+        (j > 0).then_some((t, eff, j))
+    })
 }
 
 /// The series `f` gives points for (those it gives none are left out),
