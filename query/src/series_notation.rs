@@ -63,6 +63,64 @@ pub fn parse_series_line(def: &str) -> Result<(Labels, Vec<Option<f64>>), String
     Ok((labels, out))
 }
 
+/// A start-timestamp line of PromQL test scripts, `metric{a="b"}@st -30s-1mx2 _ 0`:
+/// the labels and, per step, the start timestamp as an offset (ms) from
+/// the step's sample time (None = the sample has none). Items are
+/// durations in the value notation (`a`, `axN`, `a+bxN`, `a-bxN`, `_`).
+pub fn parse_start_timestamp_line(def: &str) -> Result<(Labels, Vec<Option<i64>>), String> {
+    let split = metric_end(def);
+    let (metric, items) = def.split_at(split);
+    let metric = metric.trim();
+    let metric = metric
+        .strip_suffix("@st")
+        .ok_or_else(|| format!("{metric}: a start-timestamp line's series ends in @st"))?;
+    let labels = parse_metric(metric)?;
+    let mut out = Vec::new();
+    for item in items.split_whitespace() {
+        expand_item(&durations_as_ms(item)?, &mut out)?;
+    }
+    Ok((labels, out.into_iter().map(|v| v.map(|ms| ms as i64)).collect()))
+}
+
+/// A value item whose numbers are durations (`-30s-1mx2`) with the
+/// durations written as milliseconds (`-30000-60000x2`).
+fn durations_as_ms(item: &str) -> Result<String, String> {
+    if item.starts_with('_') {
+        return Ok(item.to_string());
+    }
+    let (body, times) = match item.rfind('x') {
+        Some(k) if k + 1 < item.len() && item[k + 1..].chars().all(|c| c.is_ascii_digit()) => (&item[..k], &item[k..]),
+        _ => (item, ""),
+    };
+    let op_at = body
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '+' || *c == '-')
+        .map(|(k, _)| k);
+    let signed_ms = |d: &str| -> Result<i64, String> {
+        let (negative, unsigned) = match d.as_bytes().first() {
+            Some(b'-') => (true, &d[1..]),
+            Some(b'+') => (false, &d[1..]),
+            _ => (false, d),
+        };
+        let ms = if unsigned == "0" {
+            0
+        } else {
+            sightline_storage::parse_duration(unsigned)?.as_millis() as i64
+        };
+        Ok(if negative { -ms } else { ms })
+    };
+    Ok(match op_at {
+        Some(k) => format!(
+            "{}{}{}{times}",
+            signed_ms(&body[..k])?,
+            &body[k..k + 1],
+            signed_ms(&body[k + 1..])?
+        ),
+        None => format!("{}{times}", signed_ms(body)?),
+    })
+}
+
 /// `metric{a="b"}` (only `=` matchers) → labels.
 pub fn parse_metric(m: &str) -> Result<Labels, String> {
     if m == "{}" {
@@ -144,6 +202,25 @@ pub fn expand_item(item: &str, out: &mut Vec<Option<f64>>) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_start_timestamp_lines() {
+        let (labels, sts) =
+            parse_start_timestamp_line(r#"c{type="x"}@st _ -30s-1mx2 0 +1m 1ms-1mx1 -59999msx1"#).unwrap();
+        assert_eq!(labels.get("type"), Some("x"));
+        let want = [
+            None,
+            Some(-30_000),
+            Some(-90_000),
+            Some(-150_000),
+            Some(0),
+            Some(60_000),
+        ];
+        assert_eq!(&sts[..6], &want);
+        assert_eq!(&sts[6..], &[Some(1), Some(-59_999), Some(-59_999), Some(-59_999)]);
+        assert!(parse_start_timestamp_line("c 1").is_err());
+        assert!(parse_start_timestamp_line("c@st 5q").is_err());
+    }
 
     #[test]
     fn expands_prometheus_value_notation() {

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use promql_parser::parser::{AtModifier, Expr};
 use sightline_query::promql::value::{LabelSet, QueryValue};
 use sightline_query::promql::{Engine, EngineOptions, QueryError, QueryResult};
-use sightline_query::series_notation::{metric_end, parse_metric, parse_number, parse_series_line};
+use sightline_query::series_notation::{
+    metric_end, parse_metric, parse_number, parse_series_line, parse_start_timestamp_line,
+};
 use sightline_storage::{Labels, MemorySeries};
 
 const EPSILON: f64 = 0.000001;
@@ -235,6 +237,9 @@ async fn run_file(text: &str) -> Vec<CaseResult> {
         } else if word.starts_with("load") {
             let with_nhcb = word == "load_with_nhcb";
             let gap = parse_duration(l.split_whitespace().nth(1).unwrap_or("")).unwrap_or(0);
+            // `metric@st` lines: start timestamps as offsets from each
+            // sample's time, applied once the block's samples are in.
+            let mut start_lines = Vec::new();
             i += 1;
             while i < lines.len() && !clean(lines[i]).is_empty() {
                 let def = clean(lines[i]);
@@ -263,7 +268,15 @@ async fn run_file(text: &str) -> Vec<CaseResult> {
                         }
                     }
                 }
-                if def.split_whitespace().next().is_some_and(|w| w.ends_with("@st")) {
+                if def.split_whitespace().next().is_some_and(|w| w.contains("@st")) {
+                    match parse_start_timestamp_line(def) {
+                        Ok(line) => start_lines.push(line),
+                        Err(e) => results.push(CaseResult {
+                            line: i,
+                            expr: def.to_string(),
+                            outcome: Outcome::Fail(format!("cannot parse start timestamp line: {e}")),
+                        }),
+                    }
                     continue;
                 }
                 match parse_series_line(def) {
@@ -281,6 +294,13 @@ async fn run_file(text: &str) -> Vec<CaseResult> {
                         outcome: Outcome::Fail(format!("cannot parse load line: {e}")),
                     }),
                 }
+            }
+            for (labels, offsets) in start_lines {
+                let starts = offsets
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, off)| off.map(|off| (k as i64 * gap, k as i64 * gap + off)));
+                store.set_start_timestamps(&labels, starts);
             }
         } else if word.starts_with("eval") {
             let (next, parsed) = parse_eval(&lines, i);

@@ -9,10 +9,14 @@ use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::read::{SeriesData, SeriesReader};
 
+/// One series' samples: timestamps, values and start timestamps (0 =
+/// unknown), sorted by timestamp.
+type Columns = (Vec<i64>, Vec<f64>, Vec<i64>);
+
 /// Series in memory, each with samples sorted by time.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySeries {
-    series: BTreeMap<Arc<Labels>, (Vec<i64>, Vec<f64>)>,
+    series: BTreeMap<Arc<Labels>, Columns>,
 }
 
 impl MemorySeries {
@@ -24,11 +28,38 @@ impl MemorySeries {
     /// Adds samples to the series `labels`; a sample at a timestamp that
     /// already has one replaces it.
     pub fn add(&mut self, labels: Labels, samples: impl IntoIterator<Item = (i64, f64)>) {
-        let (ts, vs) = self.series.entry(Arc::new(labels)).or_default();
-        let mut all: BTreeMap<i64, f64> = ts.iter().copied().zip(vs.iter().copied()).collect();
-        all.extend(samples);
+        self.add_with_start(labels, samples.into_iter().map(|(t, v)| (t, v, 0)));
+    }
+
+    /// Adds samples `(timestamp, value, start timestamp)` to the series
+    /// `labels` (start timestamp 0 = unknown); a sample at a timestamp
+    /// that already has one replaces it.
+    pub fn add_with_start(&mut self, labels: Labels, samples: impl IntoIterator<Item = (i64, f64, i64)>) {
+        let (ts, vs, sts) = self.series.entry(Arc::new(labels)).or_default();
+        let mut all: BTreeMap<i64, (f64, i64)> = ts
+            .iter()
+            .zip(vs.iter())
+            .zip(sts.iter())
+            .map(|((t, v), st)| (*t, (*v, *st)))
+            .collect();
+        all.extend(samples.into_iter().map(|(t, v, st)| (t, (v, st))));
         *ts = all.keys().copied().collect();
-        *vs = all.values().copied().collect();
+        *vs = all.values().map(|x| x.0).collect();
+        *sts = all.values().map(|x| x.1).collect();
+    }
+
+    /// Sets the start timestamps of samples of `labels` already added:
+    /// `(timestamp, start timestamp)`; timestamps without a sample are
+    /// ignored.
+    pub fn set_start_timestamps(&mut self, labels: &Labels, starts: impl IntoIterator<Item = (i64, i64)>) {
+        let Some((ts, _, sts)) = self.series.get_mut(labels) else {
+            return;
+        };
+        for (t, st) in starts {
+            if let Ok(i) = ts.binary_search(&t) {
+                sts[i] = st;
+            }
+        }
     }
 
     /// Drops every series.
@@ -36,10 +67,7 @@ impl MemorySeries {
         self.series.clear();
     }
 
-    fn matching<'a>(
-        &'a self,
-        matchers: &'a [Matcher],
-    ) -> impl Iterator<Item = (&'a Arc<Labels>, &'a (Vec<i64>, Vec<f64>))> + 'a {
+    fn matching<'a>(&'a self, matchers: &'a [Matcher]) -> impl Iterator<Item = (&'a Arc<Labels>, &'a Columns)> + 'a {
         self.series
             .iter()
             .filter(move |(l, _)| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
@@ -49,13 +77,19 @@ impl MemorySeries {
 impl MemorySeries {
     fn select_now(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<SeriesData> {
         self.matching(matchers)
-            .filter_map(|(l, (ts, vs))| {
+            .filter_map(|(l, (ts, vs, sts))| {
                 let lo = ts.partition_point(|t| *t < start);
                 let hi = ts.partition_point(|t| *t <= end);
+                let starts = &sts[lo..hi];
                 (lo < hi).then(|| SeriesData {
                     labels: l.clone(),
                     timestamps: ts[lo..hi].to_vec(),
                     values: vs[lo..hi].to_vec(),
+                    start_timestamps: if starts.iter().any(|st| *st != 0) {
+                        starts.to_vec()
+                    } else {
+                        Vec::new()
+                    },
                 })
             })
             .collect()
@@ -63,7 +97,7 @@ impl MemorySeries {
 
     fn series_now(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Arc<Labels>> {
         self.matching(matchers)
-            .filter(|(_, (ts, _))| ts.iter().any(|t| *t >= start && *t <= end))
+            .filter(|(_, (ts, _, _))| ts.iter().any(|t| *t >= start && *t <= end))
             .map(|(l, _)| l.clone())
             .collect()
     }

@@ -8,7 +8,8 @@ use crate::labels::Labels;
 use crate::matcher::Matcher;
 
 /// One series' samples in columnar form: `timestamps[i]` goes with
-/// `values[i]`; timestamps ascend strictly.
+/// `values[i]` (and `start_timestamps[i]`, when present); timestamps
+/// ascend strictly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesData {
     /// The series' labels.
@@ -17,6 +18,10 @@ pub struct SeriesData {
     pub timestamps: Vec<i64>,
     /// Sample values; staleness markers kept bit for bit.
     pub values: Vec<f64>,
+    /// Each sample's start timestamp (ms; when the counter it belongs to
+    /// started counting, OpenTelemetry's `start_time_unix_nano`), 0 where
+    /// unknown. Empty when no sample of the series in range has one.
+    pub start_timestamps: Vec<i64>,
 }
 
 /// What the query layer may ask of storage. Every time range is inclusive

@@ -262,18 +262,19 @@ impl Evaluator<'_> {
     /// An instant selector: at each step the newest sample within the
     /// lookback window, unless that sample is a staleness marker.
     pub fn vector_selector(&self, vs: &VectorSelector, steps: Steps) -> Vec<Series> {
-        self.vector_selector_with(vs, steps, false)
+        self.vector_selector_with(vs, steps, SampleField::Value)
     }
 
-    /// Like [`Self::vector_selector`]; with `sample_times` each point's
-    /// value is the sample's own timestamp in seconds (for `timestamp()`).
-    pub fn vector_selector_with(&self, vs: &VectorSelector, steps: Steps, sample_times: bool) -> Vec<Series> {
+    /// Like [`Self::vector_selector`], each point's value being `field` of
+    /// the sample selected (its time for `timestamp()`, its start time for
+    /// `start_timestamp()`).
+    pub fn vector_selector_with(&self, vs: &VectorSelector, steps: Steps, field: SampleField) -> Vec<Series> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
-        if !sample_times && selector_modifier(vs) == Some(SelectorModifier::Smoothed) {
+        if field == SampleField::Value && selector_modifier(vs) == Some(SelectorModifier::Smoothed) {
             return self.smoothed_samples(self.selector_data(vs), steps, offset, at);
         }
-        self.instant_samples(self.selector_data(vs), steps, offset, at, sample_times)
+        self.instant_samples(self.selector_data(vs), steps, offset, at, field)
     }
 
     /// A `smoothed` instant selector: at each step the value interpolated
@@ -307,14 +308,18 @@ impl Evaluator<'_> {
         steps: Steps,
         offset: i64,
         at: Option<i64>,
-        sample_times: bool,
+        field: SampleField,
     ) -> Vec<Series> {
         each_series(data, |raw, points| {
             points.reserve(steps.len().min(raw.ts.len() + 1));
             for (t, eff, j) in newest_per_step(raw, steps, offset, at) {
-                let (st, sv) = (raw.ts[j - 1], raw.vs[j - 1]);
-                if st > eff - self.lookback && !is_stale(sv) {
-                    let v = if sample_times { st as f64 / 1000.0 } else { sv };
+                let (sample_t, sv) = (raw.ts[j - 1], raw.vs[j - 1]);
+                if sample_t > eff - self.lookback && !is_stale(sv) {
+                    let v = match field {
+                        SampleField::Value => sv,
+                        SampleField::Time => sample_t as f64 / 1000.0,
+                        SampleField::Start => raw.st.as_ref().map_or(0, |st| st[j - 1]) as f64 / 1000.0,
+                    };
                     points.push(Point { t, v });
                 }
             }
@@ -372,6 +377,7 @@ impl Evaluator<'_> {
                         drop_name: false,
                         ts: Arc::new(s.timestamps),
                         vs: Arc::new(s.values),
+                        st: start_timestamps(s.start_timestamps),
                     })
                 })
                 .collect();
@@ -406,6 +412,7 @@ impl Evaluator<'_> {
                         drop_name: raw.drop_name,
                         ts: Arc::new(points.iter().map(|p| p.0).collect()),
                         vs: Arc::new(points.iter().map(|p| p.1).collect()),
+                        st: None,
                     });
                 }
             }
@@ -470,6 +477,7 @@ impl Evaluator<'_> {
                 drop_name: s.drop_name,
                 ts: Arc::new(s.points.iter().map(|p| p.t).collect()),
                 vs: Arc::new(s.points.iter().map(|p| p.v).collect()),
+                st: None,
             })
             .collect())
     }
@@ -543,23 +551,36 @@ fn each_series(data: &[RawSeries], mut f: impl FnMut(&RawSeries, &mut Vec<Point>
     out
 }
 
+/// Storage's start timestamps as a raw series keeps them: None when the
+/// series has none.
+pub fn start_timestamps(st: Vec<i64>) -> Option<Arc<Vec<i64>>> {
+    (!st.is_empty()).then(|| Arc::new(st))
+}
+
+/// Which part of a selected sample an instant selector returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleField {
+    /// The value.
+    Value,
+    /// The sample's timestamp, in seconds.
+    Time,
+    /// The sample's start timestamp, in seconds (0 when unknown).
+    Start,
+}
+
 /// The series without staleness markers (a range function's input).
 fn without_stale(raw: RawSeries) -> RawSeries {
     if !raw.vs.iter().any(|v| is_stale(*v)) {
         return raw;
     }
-    let (ts, vs): (Vec<i64>, Vec<f64>) = raw
-        .ts
-        .iter()
-        .zip(raw.vs.iter())
-        .filter(|(_, v)| !is_stale(**v))
-        .map(|(t, v)| (*t, *v))
-        .unzip();
+    let kept = |k: &usize| !is_stale(raw.vs[*k]);
+    let keep = || (0..raw.ts.len()).filter(kept);
     RawSeries {
+        ts: Arc::new(keep().map(|k| raw.ts[k]).collect()),
+        vs: Arc::new(keep().map(|k| raw.vs[k]).collect()),
+        st: raw.st.as_ref().map(|st| Arc::new(keep().map(|k| st[k]).collect())),
         labels: raw.labels,
         drop_name: raw.drop_name,
-        ts: Arc::new(ts),
-        vs: Arc::new(vs),
     }
 }
 
@@ -600,6 +621,9 @@ pub struct Window<'a> {
     pub ts: &'a [i64],
     /// Sample values.
     pub vs: &'a [f64],
+    /// Sample start timestamps (0 = unknown); empty when the series has
+    /// none.
+    pub st: &'a [i64],
     /// The evaluation step's time.
     pub t: i64,
     /// Window start (exclusive), ms.
@@ -724,8 +748,11 @@ impl RangeInput {
         f: &(impl Fn(&Window<'_>) -> Option<f64> + Sync),
     ) -> Vec<Point> {
         let mut points = Vec::with_capacity(steps.len().min(raw.ts.len() + 1));
-        // Indices k where vs[k] < vs[k-1]: counter resets.
-        let resets: Vec<usize> = (1..raw.vs.len()).filter(|&k| raw.vs[k] < raw.vs[k - 1]).collect();
+        let st: &[i64] = raw.st.as_ref().map_or(&[], |st| st.as_slice());
+        // Indices k where sample k is a counter reset.
+        let resets: Vec<usize> = (1..raw.vs.len())
+            .filter(|&k| super::start_time::is_reset(&raw.ts, &raw.vs, st, k))
+            .collect();
         let (mut lo, mut hi) = (0usize, 0usize);
         let (mut ext_lo, mut ext_hi) = (0usize, 0usize);
         for t in steps.times() {
@@ -760,6 +787,7 @@ impl RangeInput {
                 has_reset: first_reset < resets.len() && resets[first_reset] < hi,
                 ts: &raw.ts[lo..hi],
                 vs: &raw.vs[lo..hi],
+                st: if st.is_empty() { st } else { &st[lo..hi] },
                 t,
                 start,
                 end,
@@ -792,6 +820,7 @@ fn window_raw(raw: &[RawSeries], t: i64, range: i64, offset: i64, at: Option<i64
                 drop_name: s.drop_name,
                 ts: Arc::new(s.ts[lo..hi].to_vec()),
                 vs: Arc::new(s.vs[lo..hi].to_vec()),
+                st: s.st.as_ref().map(|st| Arc::new(st[lo..hi].to_vec())),
             });
         }
     }

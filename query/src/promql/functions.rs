@@ -10,9 +10,10 @@ use sightline_storage::labels::{METRIC_NAME, is_valid_label_name};
 
 use super::aggregate::{kahan_inc, quantile};
 use super::error::{QueryError, exec_err};
-use super::eval::{Evaluator, Steps, Value, Window};
+use super::eval::{Evaluator, RangeInput, SampleField, Steps, Value, Window};
 use super::histogram::{Bucket, bucket_fraction, bucket_quantile};
 use super::modifiers::{is_marker, selector_modifier};
+use super::start_time;
 use super::value::{LabelSet, Point, Series, SeriesBuilder};
 
 /// Evaluates a function call.
@@ -124,13 +125,37 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
             out.retain(|s| !s.points.is_empty());
             Ok(Value::Vector(out))
         }
+        "start_timestamp" => {
+            let mut inner = arg(0)?;
+            while let Expr::Paren(p) = inner {
+                inner = &p.expr;
+            }
+            // Only a selector's samples carry start timestamps; a computed
+            // vector has none, so the result is empty (as Prometheus').
+            let series = match inner {
+                Expr::VectorSelector(vs) => ev.vector_selector_with(vs, steps, SampleField::Start),
+                other => {
+                    ev.eval_vector(other, steps)?;
+                    Vec::new()
+                }
+            };
+            Ok(Value::Vector(
+                series
+                    .into_iter()
+                    .map(|mut s| {
+                        s.drop_name = true;
+                        s
+                    })
+                    .collect(),
+            ))
+        }
         "timestamp" => {
             let mut inner = arg(0)?;
             while let Expr::Paren(p) = inner {
                 inner = &p.expr;
             }
             let series = match inner {
-                Expr::VectorSelector(vs) => ev.vector_selector_with(vs, steps, true),
+                Expr::VectorSelector(vs) => ev.vector_selector_with(vs, steps, SampleField::Time),
                 other => map_points(ev.eval_vector(other, steps)?, steps, |_, _| 0.0)
                     .into_iter()
                     .map(|mut s| {
@@ -317,10 +342,21 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
         }
         _ => match range_function(name) {
             Some((f, drop_name)) => {
-                let out = range_fn(ev, arg(0)?, steps, drop_name, f)?;
-                if matches!(name, "rate" | "increase")
-                    && let Value::Vector(series) = &out
-                {
+                let counts = matches!(name, "rate" | "increase");
+                let out = range_fn_inspecting(ev, arg(0)?, steps, drop_name, f, |input| {
+                    if !counts {
+                        return;
+                    }
+                    for metric in start_time::overlapping_metrics(input, steps) {
+                        ev.warn(
+                            format!(
+                                "sample has start time that overlaps with previous sample timestamp for metric {metric:?}"
+                            ),
+                            about(0),
+                        );
+                    }
+                })?;
+                if counts && let Value::Vector(series) = &out {
                     for s in series {
                         let metric = s.labels.get(METRIC_NAME);
                         if !metric.is_empty()
@@ -545,7 +581,7 @@ fn info(ev: &Evaluator<'_>, call: &Call, args: &[&Expr], steps: Steps) -> Result
     let (offset, at) = super::plan::info_reference(ev, args[0]);
     // Point values are the info samples' own times: on a conflict the
     // newest info series wins, as in Prometheus.
-    let infos: Vec<Series> = ev.instant_samples(data, steps, offset, at, true);
+    let infos: Vec<Series> = ev.instant_samples(data, steps, offset, at, SampleField::Time);
     let accepts_empty = data_matchers.iter().all(|m| m.matches(""));
     let is_info_metric = |l: &LabelSet| name_matchers.iter().all(|m| m.matches(l.get(METRIC_NAME)));
     let mut b = SeriesBuilder::new(!ev.instant);
@@ -829,8 +865,21 @@ fn range_fn(
     drop_name: bool,
     f: impl Fn(&Window<'_>) -> Option<f64> + Sync,
 ) -> Result<Value, QueryError> {
+    range_fn_inspecting(ev, arg, steps, drop_name, f, |_| {})
+}
+
+/// [`range_fn`], showing `inspect` each part of the input first.
+fn range_fn_inspecting(
+    ev: &Evaluator<'_>,
+    arg: &Expr,
+    steps: Steps,
+    drop_name: bool,
+    f: impl Fn(&Window<'_>) -> Option<f64> + Sync,
+    mut inspect: impl FnMut(&RangeInput),
+) -> Result<Value, QueryError> {
     let mut out = Vec::new();
     let streamed = ev.range_batches(arg, steps, |input| {
+        inspect(&input);
         for (si, points) in input.map_windows(steps, &f) {
             let raw = &input.series[si];
             out.push(Series {
@@ -902,7 +951,10 @@ fn range_function(name: &str) -> Option<(WindowFn, bool)> {
                 if !w.has_reset {
                     return Some(0.0);
                 }
-                Some(w.vs.windows(2).filter(|p| p[1] < p[0]).count() as f64)
+                let n = (1..w.vs.len())
+                    .filter(|&k| start_time::is_reset(w.ts, w.vs, w.st, k))
+                    .count();
+                Some(n as f64)
             },
             true,
         ),
@@ -1014,25 +1066,40 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
             .map(|points| extended_rate(&points, w, is_counter, is_rate));
     }
     let n = w.vs.len();
-    if n < 2 {
+    let counted_from = if is_counter {
+        start_time::first_start_inside(w)
+    } else {
+        None
+    };
+    if n < 2 && counted_from.is_none() {
         return None;
     }
     let mut result = w.vs[n - 1] - w.vs[0];
     if is_counter && w.has_reset {
-        let mut last = 0.0;
-        for v in w.vs {
-            if *v < last {
-                result += last;
-            }
-            last = *v;
+        for k in 1..n {
+            result += start_time::reset_correction(w.ts, w.vs, w.st, k);
         }
     }
     let (first_t, last_t) = (w.ts[0], w.ts[n - 1]);
-    let mut to_start = (first_t - w.start) as f64 / 1000.0;
     let mut to_end = (w.end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (n - 1) as f64;
+    let avg_between = if n > 1 { sampled / (n - 1) as f64 } else { 0.0 };
     let threshold = avg_between * 1.1;
+    if let Some(st) = counted_from {
+        // The counter was 0 at its start inside the window: count the
+        // first value and extrapolate towards the end only.
+        result += w.vs[0];
+        if to_end >= threshold {
+            to_end = avg_between / 2.0;
+        }
+        let sampled = (last_t - st) as f64 / 1000.0;
+        let mut factor = (sampled + to_end) / sampled;
+        if is_rate {
+            factor /= w.range as f64 / 1000.0;
+        }
+        return Some(result * factor);
+    }
+    let mut to_start = (first_t - w.start) as f64 / 1000.0;
     if to_start >= threshold {
         to_start = avg_between / 2.0;
     }
@@ -1063,8 +1130,8 @@ fn instant_delta(w: &Window<'_>, is_rate: bool) -> Option<f64> {
     }
     let (last, prev) = (w.vs[n - 1], w.vs[n - 2]);
     let mut result = last - prev;
-    if is_rate && last < prev {
-        result = last;
+    if is_rate {
+        result += start_time::reset_correction(w.ts, w.vs, w.st, n - 1);
     }
     let interval = w.ts[n - 1] - w.ts[n - 2];
     if interval == 0 {

@@ -15,6 +15,7 @@ mod functions;
 mod histogram;
 pub mod modifiers;
 pub mod plan;
+mod start_time;
 pub mod value;
 
 use std::sync::Arc;

@@ -240,6 +240,7 @@ pub async fn load<R: SeriesReader>(
                     drop_name: false,
                     ts: Arc::new(s.timestamps),
                     vs: Arc::new(s.values),
+                    st: super::eval::start_timestamps(s.start_timestamps),
                 });
             }
         }

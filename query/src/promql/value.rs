@@ -234,6 +234,10 @@ pub struct RawSeries {
     pub ts: Arc<Vec<i64>>,
     /// Values (stale markers removed where the series feeds a range).
     pub vs: Arc<Vec<f64>>,
+    /// Start timestamps (ms, 0 = unknown) beside `ts`, when storage has
+    /// any for the series; None for computed series (subqueries), whose
+    /// samples have none.
+    pub st: Option<Arc<Vec<i64>>>,
 }
 
 /// The result of a query, in the shapes of Prometheus' API.

@@ -66,6 +66,7 @@ fn series_data(labels: Arc<Labels>, samples: &[Sample]) -> SeriesData {
         labels,
         timestamps: samples.iter().map(|s| s.t).collect(),
         values: samples.iter().map(|s| s.v).collect(),
+        start_timestamps: Vec::new(),
     }
 }
 
