@@ -9,6 +9,7 @@
 
 use crate::head::InsertOutcome;
 use crate::sample::Sample;
+use crate::wal::{Reader, put_uvarint, unzigzag, zigzag};
 
 /// Samples per chunk before a new one is started.
 const CHUNK_SAMPLES: u16 = 120;
@@ -124,11 +125,34 @@ struct Encoder {
     prev_v: u64,
     leading: u8,
     trailing: u8,
+    /// Start timestamps, once a sample of the chunk had one (boxed: most
+    /// series never have any and pay one pointer).
+    starts: Option<Box<StartStream>>,
+}
+
+/// A chunk's start timestamps: per sample a zigzag varint of the change
+/// from the previous sample's (0 = unknown counts as a value), so a
+/// cumulative counter's constant start costs one byte a sample.
+#[derive(Debug, Clone, Default)]
+struct StartStream {
+    bytes: Vec<u8>,
+    prev: i64,
 }
 
 impl Encoder {
     /// Appends a sample later than every sample in the chunk.
     fn push(&mut self, s: Sample) {
+        if s.st != 0 && self.starts.is_none() {
+            // The samples before had none: a zero change each.
+            self.starts = Some(Box::new(StartStream {
+                bytes: vec![0; usize::from(self.count)],
+                prev: 0,
+            }));
+        }
+        if let Some(starts) = self.starts.as_mut() {
+            put_uvarint(&mut starts.bytes, zigzag(s.st.wrapping_sub(starts.prev)));
+            starts.prev = s.st;
+        }
         let bits = s.v.to_bits();
         if self.count == 0 {
             self.w.bits(s.t as u64, 64);
@@ -199,12 +223,24 @@ impl Encoder {
     }
 
     fn seal(self) -> Chunk {
+        let mut data = self.w.buf;
+        let mut starts_at = 0;
+        if let Some(starts) = self.starts {
+            starts_at = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            data.extend_from_slice(&starts.bytes);
+        }
         Chunk {
             min_t: self.min_t,
             max_t: self.max_t,
             count: self.count,
-            data: self.w.buf.into_boxed_slice(),
+            starts_at,
+            data: data.into_boxed_slice(),
         }
+    }
+
+    /// The sample bits and the start timestamps, if any.
+    fn parts(&self) -> (&[u8], Option<&[u8]>) {
+        (&self.w.buf, self.starts.as_ref().map(|s| &s.bytes[..]))
     }
 }
 
@@ -214,12 +250,28 @@ struct Chunk {
     min_t: i64,
     max_t: i64,
     count: u16,
+    /// Where the start-timestamp stream begins in `data`; 0 when the
+    /// chunk has none (sample bits always come first and are not empty).
+    starts_at: u32,
     data: Box<[u8]>,
 }
 
-/// Decodes `count` samples from `data`, appending those in `[start, end]`.
-fn decode(data: &[u8], count: u16, start: i64, end: i64, out: &mut Vec<Sample>) {
+impl Chunk {
+    /// The sample bits and the start timestamps, if any.
+    fn parts(&self) -> (&[u8], Option<&[u8]>) {
+        match self.starts_at as usize {
+            0 => (&self.data, None),
+            at => (&self.data[..at], Some(&self.data[at..])),
+        }
+    }
+}
+
+/// Decodes `count` samples from `data` (and their start timestamps from
+/// `starts`, when given), appending those in `[start, end]`.
+fn decode(data: &[u8], starts: Option<&[u8]>, count: u16, start: i64, end: i64, out: &mut Vec<Sample>) {
     let mut r = BitReader { buf: data, pos: 0 };
+    let mut starts = starts.map(Reader::new);
+    let mut st = 0i64;
     let (mut t, mut delta, mut bits) = (0i64, 0i64, 0u64);
     let (mut leading, mut trailing) = (0u8, 0u8);
     for i in 0..count {
@@ -270,11 +322,14 @@ fn decode(data: &[u8], count: u16, start: i64, end: i64, out: &mut Vec<Sample>) 
                 }
             }
         }
+        if let Some(starts) = starts.as_mut() {
+            st = st.wrapping_add(unzigzag(starts.uvarint().unwrap_or(0)));
+        }
         if t > end {
             return;
         }
         if t >= start {
-            out.push(Sample::new(t, f64::from_bits(bits)));
+            out.push(Sample::with_start(t, f64::from_bits(bits), st));
         }
     }
 }
@@ -325,12 +380,12 @@ impl SeriesChunks {
         // Out of order: re-encode the chunk the sample belongs in (the
         // first whose range ends at or after it; else the open one).
         let target = self.sealed.iter().position(|c| s.t <= c.max_t);
-        let (data, count): (&[u8], u16) = match target {
-            Some(i) => (&self.sealed[i].data, self.sealed[i].count),
-            None => (&self.open.w.buf, self.open.count),
+        let ((data, starts), count) = match target {
+            Some(i) => (self.sealed[i].parts(), self.sealed[i].count),
+            None => (self.open.parts(), self.open.count),
         };
         let mut samples = Vec::with_capacity(usize::from(count) + 1);
-        decode(data, count, i64::MIN, i64::MAX, &mut samples);
+        decode(data, starts, count, i64::MIN, i64::MAX, &mut samples);
         let outcome = match samples.binary_search_by(|x| x.t.cmp(&s.t)) {
             Ok(i) if samples[i].same_as(&s) => return InsertOutcome::Duplicate,
             Ok(_) => return InsertOutcome::Conflict,
@@ -363,11 +418,13 @@ impl SeriesChunks {
     pub fn read(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
         for c in &self.sealed {
             if c.max_t >= start && c.min_t <= end {
-                decode(&c.data, c.count, start, end, out);
+                let (data, starts) = c.parts();
+                decode(data, starts, c.count, start, end, out);
             }
         }
         if self.open.count > 0 && self.open.max_t >= start && self.open.min_t <= end {
-            decode(&self.open.w.buf, self.open.count, start, end, out);
+            let (data, starts) = self.open.parts();
+            decode(data, starts, self.open.count, start, end, out);
         }
     }
 
@@ -382,7 +439,7 @@ impl SeriesChunks {
         let chunks = self
             .sealed
             .iter()
-            .map(|c| (c.min_t, c.max_t, &c.data[..], c.count))
+            .map(|c| (c.min_t, c.max_t, c.parts().0, c.count))
             .chain(open);
         let mut found = Vec::new();
         for (lo, hi, data, count) in chunks {
@@ -393,7 +450,7 @@ impl SeriesChunks {
                 return true;
             }
             // The range lies strictly between two samples of this chunk.
-            decode(data, count, start, end, &mut found);
+            decode(data, None, count, start, end, &mut found);
             if !found.is_empty() {
                 return true;
             }
@@ -403,7 +460,9 @@ impl SeriesChunks {
 
     /// Bytes held for sample data (for memory accounting and tests).
     pub fn encoded_bytes(&self) -> usize {
-        self.sealed.iter().map(|c| c.data.len()).sum::<usize>() + self.open.w.buf.len()
+        self.sealed.iter().map(|c| c.data.len()).sum::<usize>()
+            + self.open.w.buf.len()
+            + self.open.starts.as_ref().map_or(0, |s| s.bytes.len())
     }
 }
 
@@ -494,6 +553,51 @@ mod tests {
             .collect();
         assert_eq!(part, want);
         assert_eq!(s.has_samples_in(10_000, 20_000), !want.is_empty());
+    }
+
+    #[test]
+    fn start_timestamps_survive_sealing_and_reencoding() {
+        let mut s = SeriesChunks::new();
+        // No start timestamps for the first 50 samples, then a cumulative
+        // counter (constant start), then deltas (start = previous time),
+        // across several chunks.
+        let mut model: Vec<Sample> = (0..400)
+            .map(|i| {
+                let t = i * 15_000;
+                let st = match i {
+                    0..50 => 0,
+                    50..200 => 700_000,
+                    _ => t - 15_000,
+                };
+                Sample::with_start(t, i as f64, st)
+            })
+            .collect();
+        for x in &model {
+            assert_eq!(s.insert(*x), InsertOutcome::Stored);
+        }
+        // A late sample lands in a sealed chunk and re-encodes it.
+        let late = Sample::with_start(7_500, 0.5, 1);
+        assert_eq!(s.insert(late), InsertOutcome::Stored);
+        model.insert(1, late);
+        let mut out = Vec::new();
+        s.read(i64::MIN, i64::MAX, &mut out);
+        assert_eq!(out, model);
+        let mut part = Vec::new();
+        s.read(3_000_000, 3_100_000, &mut part);
+        assert_eq!(part[0], Sample::with_start(3_000_000, 200.0, 2_985_000));
+        // A constant start costs about a byte a sample.
+        let plain: usize = {
+            let mut p = SeriesChunks::new();
+            for x in &model {
+                p.insert(Sample::new(x.t, x.v));
+            }
+            p.encoded_bytes()
+        };
+        assert!(
+            s.encoded_bytes() < plain + 3 * model.len(),
+            "{} vs {plain}",
+            s.encoded_bytes()
+        );
     }
 
     #[test]

@@ -1,18 +1,28 @@
 //! Samples and the value encodings storage relies on.
 
-/// One float sample: a millisecond timestamp and a value.
+/// One float sample: a millisecond timestamp, a value and, for counters
+/// whose sender knows it, the start timestamp.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
     /// Milliseconds since the Unix epoch.
     pub t: i64,
     /// The value; a Prometheus staleness marker is the NaN [`STALE_NAN_BITS`].
     pub v: f64,
+    /// When the counter this sample belongs to started counting (ms since
+    /// the epoch; OpenTelemetry's `start_time_unix_nano`, remote write
+    /// 2's start timestamp); 0 when unknown.
+    pub st: i64,
 }
 
 impl Sample {
-    /// Builds a sample.
+    /// Builds a sample without a start timestamp.
     pub fn new(t: i64, v: f64) -> Self {
-        Sample { t, v }
+        Sample { t, v, st: 0 }
+    }
+
+    /// Builds a sample whose counter started at `st` (0 = unknown).
+    pub fn with_start(t: i64, v: f64, st: i64) -> Self {
+        Sample { t, v, st }
     }
 
     /// True when both timestamp and the exact value bits are equal, so a

@@ -31,6 +31,9 @@ const MAX_RECORD_LEN: u32 = 256 << 20;
 
 const TYPE_SERIES: u8 = 1;
 const TYPE_SAMPLES: u8 = 2;
+/// Samples of which some have start timestamps: as [`TYPE_SAMPLES`], each
+/// sample followed by its start timestamp's change from the previous one.
+const TYPE_SAMPLES_WITH_START: u8 = 3;
 
 /// How the WAL behaves.
 #[derive(Debug, Clone)]
@@ -73,14 +76,24 @@ pub fn encode_samples(out: &mut Vec<u8>, samples: &[(u64, Sample)]) {
     if samples.is_empty() {
         return;
     }
-    frame(out, TYPE_SAMPLES, |p| {
+    let with_start = samples.iter().any(|(_, s)| s.st != 0);
+    let kind = if with_start {
+        TYPE_SAMPLES_WITH_START
+    } else {
+        TYPE_SAMPLES
+    };
+    frame(out, kind, |p| {
         put_uvarint(p, samples.len() as u64);
-        let mut prev_t = 0i64;
+        let (mut prev_t, mut prev_st) = (0i64, 0i64);
         for (r, s) in samples {
             put_uvarint(p, *r);
             put_uvarint(p, zigzag(s.t.wrapping_sub(prev_t)));
             prev_t = s.t;
             p.extend_from_slice(&s.v.to_bits().to_le_bytes());
+            if with_start {
+                put_uvarint(p, zigzag(s.st.wrapping_sub(prev_st)));
+                prev_st = s.st;
+            }
         }
     });
 }
@@ -201,14 +214,17 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Option<WalEntry> {
             }
             Some(WalEntry::Series(out))
         }
-        TYPE_SAMPLES => {
+        TYPE_SAMPLES | TYPE_SAMPLES_WITH_START => {
             let mut out = Vec::with_capacity(n as usize);
-            let mut t = 0i64;
+            let (mut t, mut st) = (0i64, 0i64);
             for _ in 0..n {
                 let sref = r.uvarint()?;
                 t = t.wrapping_add(unzigzag(r.uvarint()?));
                 let v = f64::from_bits(r.u64_le()?);
-                out.push((sref, Sample::new(t, v)));
+                if kind == TYPE_SAMPLES_WITH_START {
+                    st = st.wrapping_add(unzigzag(r.uvarint()?));
+                }
+                out.push((sref, Sample::with_start(t, v, st)));
             }
             Some(WalEntry::Samples(out))
         }
@@ -622,12 +638,14 @@ mod tests {
         encode_series(&mut buf, &[(7, &labels)]);
         let stale = f64::from_bits(crate::sample::STALE_NAN_BITS);
         encode_samples(&mut buf, &[(7, Sample::new(1000, 1.5)), (7, Sample::new(-5, stale))]);
+        let with_start = [(7, Sample::with_start(2000, 2.5, 100)), (8, Sample::new(2000, 1.0))];
+        encode_samples(&mut buf, &with_start);
         wal.write(buf).wait_blocking().expect("ack");
         drop(wal);
         std::thread::sleep(std::time::Duration::from_millis(50));
         let (got, rep) = read_all(tmp.path());
         assert_eq!(rep.corruptions, 0);
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3);
         assert_eq!(got[0], WalEntry::Series(vec![(7, labels)]));
         let WalEntry::Samples(s) = &got[1] else {
             panic!("samples")
@@ -635,6 +653,7 @@ mod tests {
         assert_eq!(s[0], (7, Sample::new(1000, 1.5)));
         assert_eq!(s[1].1.t, -5);
         assert_eq!(s[1].1.v.to_bits(), crate::sample::STALE_NAN_BITS);
+        assert_eq!(got[2], WalEntry::Samples(with_start.to_vec()));
     }
 
     #[test]

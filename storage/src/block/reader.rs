@@ -204,6 +204,8 @@ impl Block {
             let ts = batch.column(1).as_primitive::<Int64Type>();
             let v_int = batch.column(2).as_primitive::<Int64Type>();
             let v_float = batch.column(3).as_primitive::<Float64Type>();
+            // Blocks written before start timestamps have four columns.
+            let st = (batch.num_columns() > 4).then(|| batch.column(4).as_primitive::<Int64Type>());
             for row in 0..batch.num_rows() {
                 let id = series.value(row);
                 if current.as_ref().is_none_or(|(cid, _)| *cid != id) {
@@ -223,8 +225,9 @@ impl Block {
                 } else {
                     v_float.value(row)
                 };
+                let st = st.filter(|c| c.is_valid(row)).map_or(0, |c| c.value(row));
                 if let Some((_, samples)) = current.as_mut() {
-                    samples.push(Sample::new(t, v));
+                    samples.push(Sample::with_start(t, v, st));
                 }
             }
         }

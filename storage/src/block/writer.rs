@@ -42,6 +42,7 @@ pub(crate) fn samples_schema() -> SchemaRef {
         Field::new("t", DataType::Int64, false),
         Field::new("v_int", DataType::Int64, true),
         Field::new("v_float", DataType::Float64, true),
+        Field::new("st", DataType::Int64, true),
     ]))
 }
 
@@ -111,6 +112,7 @@ pub struct BlockWriter {
     t_col: Int64Builder,
     v_int_col: Int64Builder,
     v_float_col: Float64Builder,
+    st_col: Int64Builder,
     pending_rows: usize,
     index: Vec<IndexRow>,
     rows: u64,
@@ -138,7 +140,7 @@ impl BlockWriter {
     }
 
     fn with_sink(opts: WriteOptions, sink: SampleSink) -> Result<Self> {
-        let p = props(opts.zstd_level, &["series", "t", "v_int"], &["v_float"])?;
+        let p = props(opts.zstd_level, &["series", "t", "v_int", "st"], &["v_float"])?;
         Ok(BlockWriter {
             opts,
             samples: ArrowWriter::try_new(sink, samples_schema(), Some(p))?,
@@ -146,6 +148,7 @@ impl BlockWriter {
             t_col: Int64Builder::with_capacity(BATCH_ROWS),
             v_int_col: Int64Builder::with_capacity(BATCH_ROWS),
             v_float_col: Float64Builder::with_capacity(BATCH_ROWS),
+            st_col: Int64Builder::with_capacity(BATCH_ROWS),
             pending_rows: 0,
             index: Vec::new(),
             rows: 0,
@@ -191,6 +194,7 @@ impl BlockWriter {
                     self.v_float_col.append_value(s.v);
                 }
             }
+            self.st_col.append_option((s.st != 0).then_some(s.st));
             self.pending_rows += 1;
             if self.pending_rows >= BATCH_ROWS {
                 self.flush_batch()?;
@@ -219,6 +223,7 @@ impl BlockWriter {
             Arc::new(self.t_col.finish()),
             Arc::new(self.v_int_col.finish()),
             Arc::new(self.v_float_col.finish()),
+            Arc::new(self.st_col.finish()),
         ];
         let batch = RecordBatch::try_new(samples_schema(), cols)?;
         self.samples.write(&batch)?;

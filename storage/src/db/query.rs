@@ -35,13 +35,13 @@ pub(crate) fn merge_sources(mut sources: Vec<Vec<Sample>>) -> Vec<Sample> {
                 }
                 return out;
             }
-            let mut all: Vec<(i64, usize, f64)> = Vec::with_capacity(sources.iter().map(Vec::len).sum());
+            let mut all: Vec<(usize, Sample)> = Vec::with_capacity(sources.iter().map(Vec::len).sum());
             for (rank, src) in sources.iter().enumerate() {
-                all.extend(src.iter().map(|s| (s.t, rank, s.v)));
+                all.extend(src.iter().map(|s| (rank, *s)));
             }
-            all.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            all.dedup_by_key(|x| x.0);
-            all.into_iter().map(|(t, _, v)| Sample::new(t, v)).collect()
+            all.sort_by(|a, b| a.1.t.cmp(&b.1.t).then(b.0.cmp(&a.0)));
+            all.dedup_by_key(|x| x.1.t);
+            all.into_iter().map(|(_, s)| s).collect()
         }
     }
 }
@@ -66,7 +66,11 @@ fn series_data(labels: Arc<Labels>, samples: &[Sample]) -> SeriesData {
         labels,
         timestamps: samples.iter().map(|s| s.t).collect(),
         values: samples.iter().map(|s| s.v).collect(),
-        start_timestamps: Vec::new(),
+        start_timestamps: if samples.iter().any(|s| s.st != 0) {
+            samples.iter().map(|s| s.st).collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -345,3 +345,58 @@ async fn compaction_waits_for_a_streamed_read_before_deleting_its_blocks() {
     let files = std::fs::read_dir(tmp.path().join("blocks")).expect("dir").count();
     assert_eq!(files, 1, "the merged sources are deleted once the read is done");
 }
+
+#[tokio::test]
+async fn start_timestamps_survive_wal_replay_blocks_and_compaction() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 30 * 60_000;
+    let counter = |k: i64| Sample::with_start(t0 + k * 15_000, k as f64, t0 - 1_000);
+    let labels = Labels::from_pairs([("__name__", "requests_total"), ("host", "a")]).to_vec();
+    let written: Vec<Sample> = (0..8).map(counter).collect();
+    let starts = |db: &Db| {
+        let db = db.clone();
+        async move {
+            let got = db
+                .select(&[Matcher::equal("__name__", "requests_total")], i64::MIN, i64::MAX)
+                .await
+                .expect("select");
+            assert_eq!(got.len(), 1);
+            (got[0].timestamps.clone(), got[0].start_timestamps.clone())
+        }
+    };
+    let want = (
+        written.iter().map(|s| s.t).collect::<Vec<_>>(),
+        written.iter().map(|s| s.st).collect::<Vec<_>>(),
+    );
+    {
+        let db = Db::open(opts(tmp.path())).await.expect("open");
+        let mut b = crate::WriteBatch::new();
+        b.add_series(&labels, &written[..4]);
+        db.append(&b).await.expect("append");
+        db.flush_head().await.expect("flush");
+        let mut b = crate::WriteBatch::new();
+        b.add_series(&labels, &written[4..]);
+        db.append(&b).await.expect("append");
+        // Half in a block, half only in the WAL; dropped as after kill -9.
+    }
+    let db = Db::open(opts(tmp.path())).await.expect("reopen");
+    assert_eq!(starts(&db).await, want);
+    db.flush_head().await.expect("flush");
+    let mut o = opts(tmp.path());
+    o.compaction_fan_in = 2;
+    drop(db);
+    let db = Db::open(o).await.expect("reopen");
+    db.compact().await.expect("compact");
+    assert_eq!(db.blocks().len(), 1);
+    assert_eq!(starts(&db).await, want);
+    // A series without start timestamps reads back without any.
+    let mut b = crate::WriteBatch::new();
+    let plain = Labels::from_pairs([("__name__", "up")]).to_vec();
+    b.add_series(&plain, &[Sample::new(t0, 1.0)]);
+    db.append(&b).await.expect("append");
+    let got = db
+        .select(&[Matcher::equal("__name__", "up")], i64::MIN, i64::MAX)
+        .await
+        .expect("select");
+    assert!(got[0].start_timestamps.is_empty());
+}
