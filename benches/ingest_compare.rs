@@ -68,6 +68,7 @@ fn build_data_set(hosts: usize, hours: usize) -> DataSet {
                     samples: vec![proto::Sample {
                         value: values[i],
                         timestamp: base + fleet.offsets[i] + jitter.below(3) as i64,
+                        start_timestamp: 0,
                     }],
                     exemplars: vec![],
                     histograms: vec![],

@@ -78,6 +78,7 @@ fn requests(set: &[GenSeries], points: usize, shard: usize, shards: usize) -> Ve
                     .map(|(t, v)| proto::Sample {
                         value: *v,
                         timestamp: *t,
+                        start_timestamp: 0,
                     })
                     .collect(),
                 exemplars: vec![],

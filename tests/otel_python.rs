@@ -1,7 +1,8 @@
 //! The Python OpenTelemetry SDK (`opentelemetry-sdk`,
 //! `opentelemetry-exporter-otlp-proto-grpc`) sends metrics to Sightline
 //! over OTLP gRPC; every value must arrive under the name Prometheus 3
-//! would give it, with `job`/`instance` from the resource.
+//! would give it, with `job`/`instance` from the resource, and counters
+//! with the SDK's start time.
 
 mod common;
 
@@ -57,7 +58,7 @@ fn python_sdk_metrics_arrive_over_grpc() {
     let expected: serde_json::Map<String, Value> =
         serde_json::from_slice(&out.stdout).expect("expected values as JSON");
     let stored = export(&srv, "{job=\"mail/spam-scanner\"}");
-    for (want_series, want_value) in &expected {
+    for (want_series, want_value) in expected.iter().filter(|(k, _)| !k.starts_with("__")) {
         let (name, matchers) = want_series.split_once('{').unwrap_or((want_series, ""));
         let extra: Vec<(String, String)> = matchers
             .trim_end_matches('}')
@@ -87,6 +88,36 @@ fn python_sdk_metrics_arrive_over_grpc() {
         let want = want_value.as_f64().expect("number");
         assert!((got - want).abs() < 1e-9, "{want_series}: got {got}, want {want}");
     }
+
+    // The counter's start time arrived and is used: start_timestamp()
+    // returns it, and increase() counts from 0 at that start (inside the
+    // window) instead of extrapolating: exactly 8 at the last sample.
+    let clock = |k: &str| expected[k].as_f64().expect("clock");
+    let ham = "messages_scanned_total{verdict=\"ham\"}";
+    let last = export(&srv, ham)[0].timestamps.last().copied().expect("a sample");
+    let at = format!("{:.3}", last as f64 / 1000.0);
+    let start = instant_value(&srv, &format!("start_timestamp({ham})"), &at);
+    assert!(
+        start >= clock("__started_after") - 0.001 && start <= clock("__started_before"),
+        "start {start} not within the SDK's first measurement"
+    );
+    assert_eq!(instant_value(&srv, &format!("increase({ham}[1h])"), &at), 8.0);
+}
+
+/// The single value of an instant query's result at time `at` (seconds).
+fn instant_value(srv: &Server, query: &str, at: &str) -> f64 {
+    let body: Value = client()
+        .get(srv.url("/api/v1/query"))
+        .query(&[("query", query), ("time", at)])
+        .send()
+        .and_then(|r| r.json())
+        .expect("query");
+    let result = &body["data"]["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{query}: {body}");
+    result[0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{query}: {body}"))
 }
 
 #[test]

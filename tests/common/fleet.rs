@@ -44,6 +44,7 @@ pub fn up_series(dark: &BTreeSet<String>, now: i64) -> Vec<proto::TimeSeries> {
                     samples: vec![proto::Sample {
                         value: 1.0,
                         timestamp: now,
+                        start_timestamp: 0,
                     }],
                     exemplars: vec![],
                     histograms: vec![],

@@ -179,6 +179,7 @@ pub fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries 
             .map(|(t, v)| proto::Sample {
                 value: *v,
                 timestamp: *t,
+                start_timestamp: 0,
             })
             .collect(),
         exemplars: vec![],

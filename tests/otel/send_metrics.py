@@ -5,6 +5,7 @@ Usage: send_metrics.py HOST:PORT
 """
 import json
 import sys
+import time
 
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.metrics import Observation
@@ -32,9 +33,16 @@ provider = MeterProvider(resource=resource, metric_readers=[reader], views=[view
 meter = provider.get_meter("sightline-test")
 
 messages = meter.create_counter("messages.scanned", unit="{message}", description="Messages scanned")
+# The counters' start time (start_time_unix_nano) is taken at their first
+# measurement: between these two clocks.
+started_after = time.time()
 messages.add(5, {"verdict": "ham"})
 messages.add(2, {"verdict": "spam"})
 messages.add(3, {"verdict": "ham"})
+started_before = time.time()
+# Collected later than the start, at millisecond precision (a point whose
+# start equals its own time is a reset point, with no increase).
+time.sleep(0.05)
 
 queue = meter.create_up_down_counter("queue.length", unit="{message}")
 queue.add(10)
@@ -65,6 +73,8 @@ print(
             "scan_duration_seconds_count": 5,
             "memory_usage_bytes": 1048576,
             'target_info{deployment_environment="test"}': 1,
+            "__started_after": started_after,
+            "__started_before": started_before,
         }
     )
 )

@@ -648,6 +648,7 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
         by_series.entry(&s.labels).or_default().push(proto::Sample {
             value: s.v,
             timestamp: s.t,
+            start_timestamp: 0,
         });
     }
     let req = proto::WriteRequest {

@@ -67,12 +67,19 @@ fn metric(name: &str, unit: &str, data: metric::Data) -> Metric {
 #[test]
 fn translates_every_supported_kind_like_prometheus() {
     let t = 1_700_000_000_000;
+    // Counters, histograms and summaries keep their start time; a gauge's
+    // start time means nothing and is dropped.
+    let start = (t as u64 - 3_600_000) * 1_000_000;
+    let started = |mut p: NumberDataPoint| {
+        p.start_time_unix_nano = start;
+        p
+    };
     let req = request(vec![
         metric(
             "messages.scanned",
             "{message}",
             metric::Data::Sum(Sum {
-                data_points: vec![point(t, 42.0, vec![kv("verdict", "ham")])],
+                data_points: vec![started(point(t, 42.0, vec![kv("verdict", "ham")]))],
                 aggregation_temporality: AggregationTemporality::Cumulative as i32,
                 is_monotonic: true,
             }),
@@ -81,7 +88,7 @@ fn translates_every_supported_kind_like_prometheus() {
             "queue.depth",
             "1",
             metric::Data::Gauge(Gauge {
-                data_points: vec![point(t, 0.5, vec![])],
+                data_points: vec![started(point(t, 0.5, vec![]))],
             }),
         ),
         metric(
@@ -90,6 +97,7 @@ fn translates_every_supported_kind_like_prometheus() {
             metric::Data::Histogram(Histogram {
                 data_points: vec![HistogramDataPoint {
                     time_unix_nano: (t as u64) * 1_000_000,
+                    start_time_unix_nano: start,
                     count: 6,
                     sum: Some(1.5),
                     bucket_counts: vec![1, 2, 3],
@@ -105,6 +113,7 @@ fn translates_every_supported_kind_like_prometheus() {
             metric::Data::Summary(Summary {
                 data_points: vec![SummaryDataPoint {
                     time_unix_nano: (t as u64) * 1_000_000,
+                    start_time_unix_nano: start,
                     count: 10,
                     sum: 55.0,
                     quantile_values: vec![ValueAtQuantile {
@@ -126,24 +135,29 @@ fn translates_every_supported_kind_like_prometheus() {
         .iter()
         .map(|(l, s)| {
             format!(
-                "{} {}",
+                "{} {}{}",
                 sightline_storage::Labels::from_pairs(l.iter().map(|l| (l.name.clone(), l.value.clone()))),
-                s.v
+                s.v,
+                if s.st == 0 {
+                    String::new()
+                } else {
+                    format!(" st={}", t - s.st)
+                }
             )
         })
         .collect();
     let common = "instance=\"pod-1\", job=\"mail/scanner\", k8s_cluster_name=\"c1\"";
     for want in [
-        format!("messages_scanned_total{{{common}, verdict=\"ham\"}} 42"),
+        format!("messages_scanned_total{{{common}, verdict=\"ham\"}} 42 st=3600000"),
         format!("queue_depth_ratio{{{common}}} 0.5"),
-        format!("scan_duration_seconds_bucket{{{common}, le=\"0.1\"}} 1"),
-        format!("scan_duration_seconds_bucket{{{common}, le=\"1\"}} 3"),
-        format!("scan_duration_seconds_bucket{{{common}, le=\"+Inf\"}} 6"),
-        format!("scan_duration_seconds_sum{{{common}}} 1.5"),
-        format!("scan_duration_seconds_count{{{common}}} 6"),
+        format!("scan_duration_seconds_bucket{{{common}, le=\"0.1\"}} 1 st=3600000"),
+        format!("scan_duration_seconds_bucket{{{common}, le=\"1\"}} 3 st=3600000"),
+        format!("scan_duration_seconds_bucket{{{common}, le=\"+Inf\"}} 6 st=3600000"),
+        format!("scan_duration_seconds_sum{{{common}}} 1.5 st=3600000"),
+        format!("scan_duration_seconds_count{{{common}}} 6 st=3600000"),
         format!("rpc_latency_milliseconds{{{common}, quantile=\"0.99\"}} 9"),
-        format!("rpc_latency_milliseconds_sum{{{common}}} 55"),
-        format!("rpc_latency_milliseconds_count{{{common}}} 10"),
+        format!("rpc_latency_milliseconds_sum{{{common}}} 55 st=3600000"),
+        format!("rpc_latency_milliseconds_count{{{common}}} 10 st=3600000"),
     ] {
         assert!(rendered.contains(&want), "missing {want} in {rendered:#?}");
     }

@@ -10,6 +10,9 @@
 //! - Delta temporality and exponential histograms are refused with a
 //!   message saying what to change in the exporter.
 //! - A point flagged "no recorded value" becomes a staleness marker.
+//! - The `start_time_unix_nano` of counters, histograms and summaries is
+//!   kept as the samples' start timestamp (for `rate` and `increase`
+//!   across restarts); gauges and quantiles have none.
 
 use std::collections::BTreeMap;
 
@@ -126,13 +129,17 @@ struct Emitter {
 }
 
 impl Emitter {
-    fn emit(&mut self, base: &LabelSet, name: &str, extra: &[(&str, String)], t: i64, v: f64) {
+    /// Adds one sample of series `name` with `base` and `extra` labels;
+    /// `at` is its time and start time (0 = none).
+    fn emit(&mut self, base: &LabelSet, name: &str, extra: &[(&str, String)], at: (i64, i64), v: f64) {
         let mut ls = base.clone();
         for (n, val) in extra {
             ls.set(n, val.clone());
         }
         ls.set(METRIC_NAME, name.to_string());
-        self.out.series.push((ls.to_labels(), Sample::new(t, v)));
+        self.out
+            .series
+            .push((ls.to_labels(), Sample::with_start(at.0, v, at.1)));
     }
 
     fn refuse(&mut self, reason: RejectReason, points: u64, message: impl FnOnce() -> String) {
@@ -142,6 +149,11 @@ impl Emitter {
 
 fn point_time(time_unix_nano: u64) -> Option<i64> {
     (time_unix_nano > 0).then(|| i64::try_from(time_unix_nano / 1_000_000).unwrap_or(i64::MAX))
+}
+
+/// A point's start time in ms, 0 when unset.
+fn start_time(start_time_unix_nano: u64) -> i64 {
+    point_time(start_time_unix_nano).unwrap_or(0)
 }
 
 fn value_or_stale(flags: u32, v: f64) -> f64 {
@@ -221,7 +233,7 @@ pub fn translate(req: ExportMetricsServiceRequest, opts: &OtlpOptions) -> Transl
             if let Some(i) = &instance {
                 ls.set("instance", i.clone());
             }
-            em.emit(&ls, "target_info", &[], t, 1.0);
+            em.emit(&ls, "target_info", &[], (t, 0), 1.0);
         }
     }
     em.out
@@ -246,6 +258,7 @@ fn emit_number_points(
     prom: &str,
     points: Vec<NumberDataPoint>,
     latest: &mut Option<i64>,
+    counter: bool,
 ) {
     for p in points {
         let Some(t) = point_time(p.time_unix_nano) else {
@@ -254,7 +267,8 @@ fn emit_number_points(
         };
         track(latest, t);
         let v = value_or_stale(p.flags, number(p.value));
-        em.emit(&point_labels(base, &p.attributes), prom, &[], t, v);
+        let st = if counter { start_time(p.start_time_unix_nano) } else { 0 };
+        em.emit(&point_labels(base, &p.attributes), prom, &[], (t, st), v);
     }
 }
 
@@ -298,7 +312,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
         Some(metric::Data::Gauge(g)) => {
             if let Some(prom) = prom_name(em, &name, &unit, MetricKind::Gauge, g.data_points.len()) {
                 describe(em, &prom, "gauge");
-                emit_number_points(em, base, &name, &prom, g.data_points, latest);
+                emit_number_points(em, base, &name, &prom, g.data_points, latest, false);
             }
         }
         Some(metric::Data::Sum(s)) => {
@@ -312,7 +326,7 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
             };
             if let Some(prom) = prom_name(em, &name, &unit, kind, s.data_points.len()) {
                 describe(em, &prom, if s.is_monotonic { "counter" } else { "gauge" });
-                emit_number_points(em, base, &name, &prom, s.data_points, latest);
+                emit_number_points(em, base, &name, &prom, s.data_points, latest, s.is_monotonic);
             }
         }
         Some(metric::Data::Histogram(h)) => {
@@ -341,17 +355,24 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
                 track(latest, t);
                 let ls = point_labels(base, &p.attributes);
                 let val = |v: f64| value_or_stale(p.flags, v);
+                let at = (t, start_time(p.start_time_unix_nano));
                 let bucket = format!("{prom}_bucket");
                 let mut cumulative = 0u64;
                 for (bound, c) in p.explicit_bounds.iter().zip(&p.bucket_counts) {
                     cumulative += c;
-                    em.emit(&ls, &bucket, &[("le", format_bound(*bound))], t, val(cumulative as f64));
+                    em.emit(
+                        &ls,
+                        &bucket,
+                        &[("le", format_bound(*bound))],
+                        at,
+                        val(cumulative as f64),
+                    );
                 }
-                em.emit(&ls, &bucket, &[("le", "+Inf".into())], t, val(p.count as f64));
+                em.emit(&ls, &bucket, &[("le", "+Inf".into())], at, val(p.count as f64));
                 if let Some(sum) = p.sum {
-                    em.emit(&ls, &format!("{prom}_sum"), &[], t, val(sum));
+                    em.emit(&ls, &format!("{prom}_sum"), &[], at, val(sum));
                 }
-                em.emit(&ls, &format!("{prom}_count"), &[], t, val(p.count as f64));
+                em.emit(&ls, &format!("{prom}_count"), &[], at, val(p.count as f64));
             }
         }
         Some(metric::Data::Summary(s)) => {
@@ -368,10 +389,17 @@ fn translate_metric(em: &mut Emitter, base: &LabelSet, m: Metric, latest: &mut O
                 let ls = point_labels(base, &p.attributes);
                 let val = |v: f64| value_or_stale(p.flags, v);
                 for q in &p.quantile_values {
-                    em.emit(&ls, &prom, &[("quantile", format_bound(q.quantile))], t, val(q.value));
+                    em.emit(
+                        &ls,
+                        &prom,
+                        &[("quantile", format_bound(q.quantile))],
+                        (t, 0),
+                        val(q.value),
+                    );
                 }
-                em.emit(&ls, &format!("{prom}_sum"), &[], t, val(p.sum));
-                em.emit(&ls, &format!("{prom}_count"), &[], t, val(p.count as f64));
+                let at = (t, start_time(p.start_time_unix_nano));
+                em.emit(&ls, &format!("{prom}_sum"), &[], at, val(p.sum));
+                em.emit(&ls, &format!("{prom}_count"), &[], at, val(p.count as f64));
             }
         }
         Some(metric::Data::ExponentialHistogram(h)) => {

@@ -287,10 +287,12 @@ mod tests {
                         proto::Sample {
                             value: 1.5,
                             timestamp: -5,
+                            start_timestamp: 0,
                         },
                         proto::Sample {
                             value: f64::from_bits(sightline_storage::STALE_NAN_BITS),
                             timestamp: 1_700_000_000_000,
+                            start_timestamp: 0,
                         },
                     ],
                     exemplars: vec![vec![1, 2]],

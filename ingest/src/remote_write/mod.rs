@@ -168,7 +168,14 @@ pub fn convert_v2<'a>(
             });
         }
         for s in &ts.samples {
-            batch.push_sample(Sample::new(s.timestamp, s.value));
+            // A sample's own start timestamp, else the series' created
+            // timestamp of earlier 2.0 senders.
+            let st = if s.start_timestamp != 0 {
+                s.start_timestamp
+            } else {
+                ts.created_timestamp
+            };
+            batch.push_sample(Sample::with_start(s.timestamp, s.value, st));
         }
         batch.finish_series();
     }

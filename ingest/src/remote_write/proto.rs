@@ -51,6 +51,9 @@ pub struct Sample {
     /// Milliseconds since the epoch.
     #[prost(int64, tag = "2")]
     pub timestamp: i64,
+    /// Remote write 2.0: when the counter started (ms), 0 when unknown.
+    #[prost(int64, tag = "3")]
+    pub start_timestamp: i64,
 }
 
 /// Remote write 1.0 metric metadata.
@@ -99,7 +102,8 @@ pub struct TimeSeriesV2 {
     /// Metadata.
     #[prost(message, optional, tag = "5")]
     pub metadata: Option<MetadataV2>,
-    /// Created timestamp (ms), 0 when unset.
+    /// Created timestamp (ms), 0 when unset: remote write 2.0 before the
+    /// per-sample `start_timestamp` (Prometheus 3.0–3.x senders).
     #[prost(int64, tag = "6")]
     pub created_timestamp: i64,
 }

@@ -1,7 +1,7 @@
 use axum::body::Body;
 use axum::http::Request;
 use prost::Message;
-use sightline_storage::{STALE_NAN_BITS, now_ms};
+use sightline_storage::{Matcher, STALE_NAN_BITS, SeriesReader, now_ms};
 
 use super::proto::*;
 use crate::IngestOptions;
@@ -21,6 +21,7 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
             .map(|(t, v)| Sample {
                 value: *v,
                 timestamp: *t,
+                start_timestamp: 0,
             })
             .collect(),
         exemplars: vec![],
@@ -180,13 +181,19 @@ async fn v2_write_resolves_symbols_and_reports_written_counts() {
         .iter()
         .map(|s| s.to_string())
         .collect();
+    // code="200" has a per-sample start timestamp, code="500" the
+    // series-level created timestamp of earlier 2.0 senders.
     let ts = |code: u32, v: f64| TimeSeriesV2 {
         labels_refs: vec![1, 2, 3, code],
-        samples: vec![Sample { value: v, timestamp: t }],
+        samples: vec![Sample {
+            value: v,
+            timestamp: t,
+            start_timestamp: if code == 4 { t - 60_000 } else { 0 },
+        }],
         histograms: vec![],
         exemplars: vec![],
         metadata: None,
-        created_timestamp: 0,
+        created_timestamp: if code == 5 { t - 120_000 } else { 0 },
     };
     let body = v2_body(RequestV2 {
         symbols,
@@ -204,6 +211,15 @@ async fn v2_write_resolves_symbols_and_reports_written_counts() {
     let got = stored(&st, "http_requests_total").await;
     assert_eq!(got.len(), 2);
     assert!(got[0].0.contains("code=\"200\""));
+    let starts: Vec<Vec<i64>> = st
+        .db
+        .select(&[Matcher::equal("__name__", "http_requests_total")], i64::MIN, i64::MAX)
+        .await
+        .expect("select")
+        .into_iter()
+        .map(|s| s.start_timestamps)
+        .collect();
+    assert_eq!(starts, vec![vec![t - 60_000], vec![t - 120_000]]);
 
     let bad = v2_body(RequestV2 {
         symbols: vec![String::new(), "__name__".into()],
@@ -212,6 +228,7 @@ async fn v2_write_resolves_symbols_and_reports_written_counts() {
             samples: vec![Sample {
                 value: 1.0,
                 timestamp: t,
+                start_timestamp: 0,
             }],
             histograms: vec![],
             exemplars: vec![],
@@ -277,6 +294,7 @@ async fn metadata_from_v1_and_v2_is_kept_for_the_metadata_api() {
             samples: vec![Sample {
                 value: 20.5,
                 timestamp: now_ms(),
+                start_timestamp: 0,
             }],
             metadata: Some(MetadataV2 {
                 r#type: 2,
