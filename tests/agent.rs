@@ -117,11 +117,19 @@ remote_write:
         let r = instant(&srv, r#"up{job="node_agent", site="ams", cluster="ams-c1"} == 1"#);
         (!r.is_empty()).then_some(())
     });
-    let r = instant(&srv, r#"up{job="self", role="self"}"#);
+    // Each job's first scrape may be shipped in a later batch than the
+    // one above: wait for it too.
+    let r = wait_for("up of the self job", 30, || {
+        let r = instant(&srv, r#"up{job="self", role="self"}"#);
+        (!r.is_empty()).then_some(r)
+    });
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0]["value"][1], "0", "a target nobody answers on is down");
     // Relabelling: a host label from the address; go_* dropped after the scrape.
-    assert!(!instant(&srv, r#"node_load1{job="node_slim", host="127.0.0.1"}"#).is_empty());
+    wait_for("node_slim's relabelled series", 30, || {
+        let r = instant(&srv, r#"node_load1{job="node_slim", host="127.0.0.1"}"#);
+        (!r.is_empty()).then_some(())
+    });
     assert!(instant(&srv, r#"go_goroutines{job="node_slim"}"#).is_empty());
     assert!(!instant(&srv, r#"go_goroutines{job="node_agent"}"#).is_empty());
     let post = instant(&srv, r#"scrape_samples_post_metric_relabeling{job="node_slim"}"#);
