@@ -2,6 +2,7 @@
 
 mod config;
 mod metrics;
+mod report;
 mod rules;
 mod server;
 mod unittest;
@@ -49,6 +50,33 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+    /// Reports over stored data.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Compare work done per unit of resource between two cohorts (two
+    /// time windows, or two label selectors) with confidence intervals.
+    Efficiency {
+        /// Report configuration (YAML): work and resource queries, the
+        /// baseline and candidate cohorts, step, confidence.
+        #[arg(long, value_name = "FILE", required_unless_present = "sample")]
+        config: Option<PathBuf>,
+        /// The Sightline server that holds the data.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9780")]
+        url: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: report::Format,
+        /// Use built-in sample data instead of a server: `gain20` (a known
+        /// 20 % gain) or `none` (no change).
+        #[arg(long, value_name = "KIND")]
+        sample: Option<String>,
     },
 }
 
@@ -175,5 +203,14 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Report {
+            command:
+                ReportCommand::Efficiency {
+                    config,
+                    url,
+                    format,
+                    sample,
+                },
+        } => report::efficiency(config.as_deref(), &url, format, sample.as_deref()),
     }
 }

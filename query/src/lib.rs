@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod efficiency;
 pub mod gotemplate;
 pub mod logql;
 pub mod loki;

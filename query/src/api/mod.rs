@@ -1,5 +1,6 @@
 //! The Prometheus HTTP API: response envelope, errors and routes.
 
+mod efficiency;
 mod export;
 pub mod query;
 mod series;
@@ -139,6 +140,10 @@ pub fn router<R: SeriesReader>(state: ApiState<R>) -> Router {
             get(query::query_exemplars).post(query::query_exemplars),
         )
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route(
+            "/api/v1/efficiency",
+            get(efficiency::efficiency::<R>).post(efficiency::efficiency::<R>),
+        )
         .route("/api/v1/metadata", get(status::metadata::<R>))
         .route("/api/v1/status/tsdb", get(status::tsdb::<R>))
         .with_state(state)

@@ -59,7 +59,7 @@ fn limit_param(p: &Params) -> Result<usize, ApiError> {
 }
 
 /// Maps an engine error onto Prometheus' error types.
-fn query_error(e: QueryError) -> ApiError {
+pub(super) fn query_error(e: QueryError) -> ApiError {
     let kind = match &e {
         QueryError::Parse(_) => {
             return invalid("query", e);
