@@ -41,6 +41,31 @@ pub struct FileConfig {
     pub inventory: InventorySection,
     /// Log storage, ingest limits and LogQL limits.
     pub logs: LogsSection,
+    /// This node's site and the peer sites its queries span.
+    pub site: SiteSection,
+}
+
+/// `site:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteSection {
+    /// This site's name, e.g. `dc1`.
+    pub name: Option<String>,
+    /// The other sites, each `{name, url}`: queries here span them.
+    pub peers: Vec<PeerSection>,
+    /// How long a peer may take to answer a read before it is left out
+    /// with a warning (default `1s`).
+    pub peer_timeout: Option<String>,
+}
+
+/// One entry of `site.peers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerSection {
+    /// The peer site's name, used in warnings.
+    pub name: String,
+    /// Its HTTP base URL, e.g. `http://10.2.0.7:9780`.
+    pub url: String,
 }
 
 /// `logs:` (Loki's limit names in parentheses).
@@ -277,6 +302,19 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Logs.
     pub logs: LogsConfig,
+    /// This site and its peers.
+    pub site: SiteConfig,
+}
+
+/// Site settings, checked.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// This site's name (`local` when unset).
+    pub name: String,
+    /// The peer sites.
+    pub peers: Vec<sightline_query::fanout::Peer>,
+    /// Per-read timeout of a peer.
+    pub peer_timeout: Duration,
 }
 
 /// Log settings, checked.
@@ -507,6 +545,7 @@ impl Config {
             http_listen,
         )?;
         let logs = resolve_logs(&file.logs, &data_dir, storage.retention)?;
+        let site = resolve_site(&file.site)?;
         let mut rules = rules;
         rules.log_files = file.logs.rule_files.clone();
         if let Some(t) = &file.logs.rules_tenant {
@@ -522,8 +561,38 @@ impl Config {
             query,
             rules,
             logs,
+            site,
         })
     }
+}
+
+fn resolve_site(s: &SiteSection) -> anyhow::Result<SiteConfig> {
+    let name = s.name.clone().unwrap_or_else(|| "local".into());
+    let peer_timeout = match &s.peer_timeout {
+        Some(t) => parse_duration(t).context("site.peer_timeout")?,
+        None => Duration::from_secs(1),
+    };
+    if peer_timeout.is_zero() {
+        bail!("site.peer_timeout must be positive");
+    }
+    let mut peers = Vec::new();
+    for (i, p) in s.peers.iter().enumerate() {
+        if p.name.is_empty() || p.name == name {
+            bail!("site.peers[{i}].name must be set and differ from site.name ({name:?})");
+        }
+        if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+            bail!("site.peers[{i}].url {:?} must be an http:// or https:// URL", p.url);
+        }
+        peers.push(sightline_query::fanout::Peer {
+            name: p.name.clone(),
+            url: p.url.clone(),
+        });
+    }
+    Ok(SiteConfig {
+        name,
+        peers,
+        peer_timeout,
+    })
 }
 
 fn resolve_logs(l: &LogsSection, data_dir: &std::path::Path, retention: Duration) -> anyhow::Result<LogsConfig> {
@@ -793,6 +862,33 @@ mod tests {
         )
         .expect_err("zero");
         assert!(format!("{err:#}").contains("max_concurrency"), "{err:#}");
+    }
+
+    #[test]
+    fn sites_and_peers_are_read_and_checked() {
+        let cfg = Config::resolve(
+            Config::parse("site:\n  name: dc1\n  peers:\n    - {name: dc2, url: 'http://10.0.0.2:9780'}\n")
+                .expect("parse"),
+            &Overrides::default(),
+        )
+        .expect("resolve");
+        assert_eq!(cfg.site.name, "dc1");
+        assert_eq!(cfg.site.peers[0].url, "http://10.0.0.2:9780");
+        assert_eq!(cfg.site.peer_timeout, Duration::from_secs(1));
+        for (bad, word) in [
+            (
+                "site:\n  name: dc1\n  peers: [{name: dc1, url: 'http://x'}]\n",
+                "differ from site.name",
+            ),
+            (
+                "site:\n  peers: [{name: dc2, url: '10.0.0.2:9780'}]\n",
+                "http:// or https://",
+            ),
+            ("site:\n  peer_timeout: 0s\n", "peer_timeout"),
+        ] {
+            let err = Config::resolve(Config::parse(bad).expect("parse"), &Overrides::default()).expect_err(bad);
+            assert!(format!("{err:#}").contains(word), "{bad}: {err:#}");
+        }
     }
 
     #[test]

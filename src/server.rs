@@ -158,7 +158,11 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         reader: logs.clone(),
         limits: Arc::new(cfg.logs.query.clone()),
     };
-    let query_state = ApiState::with_engine(Arc::new(db.clone()), cfg.query.clone()).with_metadata(db.metadata());
+    // Queries span the peer sites; rules and the internal API read this
+    // site's storage only.
+    let fleet =
+        sightline_query::fanout::FanoutReader::new(Arc::new(db.clone()), cfg.site.peers.clone(), cfg.site.peer_timeout);
+    let query_state = ApiState::with_engine(Arc::new(fleet), cfg.query.clone()).with_metadata(db.metadata());
     let rules = Arc::new(Rules::start(
         &cfg,
         query_state.engine.clone(),
@@ -183,6 +187,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .merge(sightline_ingest::logs_router(log_ingest.clone()))
         .merge(sightline_query::loki::router(loki_state))
         .merge(sightline_query::router(query_state))
+        .merge(sightline_query::fanout::internal_router(Arc::new(db.clone())))
         .merge(sightline_alerting::api::router(rules.manager.clone()))
         .merge(sightline_alerting::api::inventory_router(rules.inventory.clone()));
     let app = match &rules.alertmanager {
@@ -241,7 +246,15 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
             }),
     );
     node.ready.store(true, Ordering::Release);
-    tracing::info!(http = %http_addr, grpc = %grpc_addr, data_dir = %cfg.data_dir.display(), "sightline ready");
+    let peers: Vec<&str> = cfg.site.peers.iter().map(|p| p.name.as_str()).collect();
+    tracing::info!(
+        http = %http_addr,
+        grpc = %grpc_addr,
+        data_dir = %cfg.data_dir.display(),
+        site = %cfg.site.name,
+        peers = ?peers,
+        "sightline ready"
+    );
 
     shutdown_signal().await;
     node.ready.store(false, Ordering::Release);

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod efficiency;
+pub mod fanout;
 pub mod gotemplate;
 pub mod logql;
 pub mod loki;

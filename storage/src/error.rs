@@ -45,6 +45,10 @@ pub enum StorageError {
     /// A background task failed (panicked or was cancelled); a bug to report.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A source of data (a peer site) did not answer and a complete
+    /// answer was required; the message names it.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A read would go past a configured limit; the message names it.
     #[error("{0}")]
     LimitExceeded(String),

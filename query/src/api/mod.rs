@@ -7,6 +7,8 @@ mod series;
 mod series_query;
 pub mod status;
 
+pub use series_query::SeriesQuery;
+
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -71,6 +73,10 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::BadMatcher(m) => ApiError::bad_data(m),
+            StorageError::Unavailable(m) => ApiError {
+                kind: ErrorType::Timeout,
+                message: m,
+            },
             other => ApiError {
                 kind: ErrorType::Internal,
                 message: other.to_string(),
@@ -114,6 +120,19 @@ pub fn success<T: Serialize>(data: T, warnings: Vec<String>) -> Response {
         warnings,
     })
     .into_response()
+}
+
+/// The request's view of the fleet: Thanos' `partial_response=false` asks
+/// for a complete answer (an error when a site is missing); by default a
+/// missing site is a warning.
+pub fn site_scope(p: &crate::params::Params) -> Result<crate::fanout::SiteScope, ApiError> {
+    match p.get("partial_response") {
+        None | Some("") | Some("true") | Some("1") => Ok(crate::fanout::SiteScope::new(false)),
+        Some("false") | Some("0") => Ok(crate::fanout::SiteScope::new(true)),
+        Some(other) => Err(ApiError::bad_data(format!(
+            "invalid parameter \"partial_response\": {other:?} (use true or false)"
+        ))),
+    }
 }
 
 /// The routes of the Prometheus API served by this crate.

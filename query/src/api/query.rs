@@ -65,7 +65,9 @@ pub(super) fn query_error(e: QueryError) -> ApiError {
             return invalid("query", e);
         }
         QueryError::Execution(_) | QueryError::TooManySamples(_) => ErrorType::Execution,
-        QueryError::Timeout(_) => ErrorType::Timeout,
+        QueryError::Timeout(_) | QueryError::Storage(sightline_storage::StorageError::Unavailable(_)) => {
+            ErrorType::Timeout
+        }
         QueryError::Storage(_) => ErrorType::Internal,
     };
     ApiError {
@@ -82,8 +84,9 @@ pub async fn query<R: SeriesReader>(
     let q = query_param(&p)?;
     let t = time_param(&p, "time", now_ms())?;
     let limit = limit_param(&p)?;
-    let res = with_timeout(&p, st.engine.instant(st.reader.as_ref(), &q, t)).await?;
-    Ok(answer(res, limit))
+    let scope = super::site_scope(&p)?;
+    let res = with_timeout(&p, scope.run(st.engine.instant(st.reader.as_ref(), &q, t))).await?;
+    Ok(answer(with_site_warnings(res, &scope), limit))
 }
 
 /// `GET|POST /api/v1/query_range`.
@@ -121,8 +124,17 @@ pub async fn query_range<R: SeriesReader>(
         ));
     }
     let limit = limit_param(&p)?;
-    let res = with_timeout(&p, st.engine.range(st.reader.as_ref(), &q, start, end, step)).await?;
-    Ok(answer(res, limit))
+    let scope = super::site_scope(&p)?;
+    let res = with_timeout(&p, scope.run(st.engine.range(st.reader.as_ref(), &q, start, end, step))).await?;
+    Ok(answer(with_site_warnings(res, &scope), limit))
+}
+
+/// The result with the warnings of sites that did not answer first.
+fn with_site_warnings(mut res: QueryResult, scope: &crate::fanout::SiteScope) -> QueryResult {
+    let mut warnings = scope.warnings();
+    warnings.append(&mut res.warnings);
+    res.warnings = warnings;
+    res
 }
 
 /// Applies the request's own `timeout` parameter (the engine's limit

@@ -22,9 +22,9 @@ pub async fn series<R: SeriesReader>(State(st): State<ApiState<R>>, q: SeriesQue
     }
     let mut found: BTreeSet<Arc<Labels>> = BTreeSet::new();
     for matchers in &q.matcher_sets {
-        found.extend(st.reader.series(matchers, q.start, q.end).await?);
+        found.extend(q.scope.run(st.reader.series(matchers, q.start, q.end)).await?);
     }
-    let mut warnings = Vec::new();
+    let mut warnings = q.scope.warnings();
     let found = q.truncate(found.into_iter().collect(), &mut warnings);
     let data: Vec<BTreeMap<&str, &str>> = found.iter().map(|l| labels_json(l)).collect();
     Ok(success(data, warnings))
@@ -34,9 +34,9 @@ pub async fn series<R: SeriesReader>(State(st): State<ApiState<R>>, q: SeriesQue
 pub async fn labels<R: SeriesReader>(State(st): State<ApiState<R>>, q: SeriesQuery) -> Result<Response, ApiError> {
     let mut names: BTreeSet<String> = BTreeSet::new();
     for matchers in q.sets_or_all() {
-        names.extend(st.reader.label_names(&matchers, q.start, q.end).await?);
+        names.extend(q.scope.run(st.reader.label_names(&matchers, q.start, q.end)).await?);
     }
-    let mut warnings = Vec::new();
+    let mut warnings = q.scope.warnings();
     let names = q.truncate(names.into_iter().collect(), &mut warnings);
     Ok(success(names, warnings))
 }
@@ -52,9 +52,13 @@ pub async fn label_values<R: SeriesReader>(
     }
     let mut values: BTreeSet<String> = BTreeSet::new();
     for matchers in q.sets_or_all() {
-        values.extend(st.reader.label_values(&name, &matchers, q.start, q.end).await?);
+        values.extend(
+            q.scope
+                .run(st.reader.label_values(&name, &matchers, q.start, q.end))
+                .await?,
+        );
     }
-    let mut warnings = Vec::new();
+    let mut warnings = q.scope.warnings();
     let values = q.truncate(values.into_iter().collect(), &mut warnings);
     Ok(success(values, warnings))
 }

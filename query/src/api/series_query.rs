@@ -6,6 +6,7 @@ use sightline_storage::Matcher;
 
 use super::ApiError;
 use super::query::AllParams;
+use crate::fanout::SiteScope;
 use crate::params::{MAX_TIME, MIN_TIME, Params};
 use crate::selector::parse_selector;
 
@@ -20,6 +21,9 @@ pub struct SeriesQuery {
     pub end: i64,
     /// Maximum results, 0 for no limit.
     pub limit: usize,
+    /// The request's view of the fleet (`partial_response=false`: every
+    /// site must answer).
+    pub scope: SiteScope,
 }
 
 impl SeriesQuery {
@@ -59,6 +63,7 @@ impl SeriesQuery {
             start,
             end,
             limit,
+            scope: super::site_scope(params)?,
         })
     }
 }

@@ -1,0 +1,146 @@
+//! Three sites on loopback, each `sightline serve` with the other two as
+//! peers: a query on any site spans all three, a series shipped to two
+//! sites counts once, and when a site is killed with `kill -9` the
+//! survivors answer within 2 s with a warning naming it (or 503 for a
+//! strict request); once it is back, so are its data.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const SITES: [&str; 3] = ["dc1", "dc2", "dc3"];
+
+fn addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().expect("addr")
+}
+
+/// Writes site `i`'s configuration naming the other two as peers.
+fn site_config(dir: &Path, i: usize, http: &[SocketAddr; 3]) -> String {
+    let peers: String = (0..3)
+        .filter(|j| *j != i)
+        .map(|j| format!("    - {{name: {}, url: \"http://{}\"}}\n", SITES[j], http[j]))
+        .collect();
+    let path = dir.join(format!("{}.yml", SITES[i]));
+    std::fs::write(
+        &path,
+        format!("site:\n  name: {}\n  peer_timeout: 500ms\n  peers:\n{peers}", SITES[i]),
+    )
+    .expect("config");
+    path.to_string_lossy().to_string()
+}
+
+/// An instant query on `srv`: status, result and warnings, and how long
+/// the answer took.
+fn query(srv: &Server, q: &str, extra: &[(&str, &str)]) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let mut params = vec![("query", q)];
+    params.extend_from_slice(extra);
+    let r = client()
+        .get(srv.url("/api/v1/query"))
+        .query(&params)
+        .send()
+        .expect("query");
+    let status = r.status().as_u16();
+    let body: Value = r.json().expect("json");
+    (status, body, started.elapsed())
+}
+
+fn scalar(body: &Value) -> f64 {
+    body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no value in {body}"))
+}
+
+#[test]
+fn queries_span_sites_count_dual_shipped_data_once_and_survive_a_lost_site() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let http = [addr(), addr(), addr()];
+    let grpc = [addr(), addr(), addr()];
+    let configs: Vec<String> = (0..3).map(|i| site_config(tmp.path(), i, &http)).collect();
+    let start = |i: usize| {
+        Server::start_on(
+            &tmp.path().join(SITES[i]),
+            http[i],
+            grpc[i],
+            &["--config", configs[i].as_str()],
+        )
+    };
+    let mut sites: Vec<Server> = (0..3).map(start).collect();
+
+    // Each site's own node reports up; one counter is dual shipped to dc1
+    // and dc2 (same series, same samples).
+    let now = now_ms();
+    for (i, srv) in sites.iter().enumerate() {
+        let instance = format!("node-{}", SITES[i]);
+        let mut series = vec![ts(
+            &[("__name__", "up"), ("instance", &instance), ("site", SITES[i])],
+            &[(now - 30_000, 1.0), (now - 15_000, 1.0)],
+        )];
+        if i < 2 {
+            series.push(ts(
+                &[("__name__", "mails_total"), ("instance", "mx-1")],
+                &[(now - 30_000, 10.0), (now - 15_000, 25.0)],
+            ));
+        }
+        let (code, body) = remote_write(srv, series);
+        assert!((200..300).contains(&code), "{code} {body}");
+    }
+
+    // Any site answers for all three.
+    for srv in &sites {
+        let (code, body, _) = query(srv, "count(up)", &[]);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(scalar(&body), 3.0, "{body}");
+        assert!(body.get("warnings").is_none(), "{body}");
+    }
+    // Dual shipped: one series, each sample once.
+    let (_, body, _) = query(&sites[2], "count_over_time(mails_total[1m])", &[]);
+    assert_eq!(body["data"]["result"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(scalar(&body), 2.0, "{body}");
+    let (_, body, _) = query(&sites[0], "sum(mails_total)", &[]);
+    assert_eq!(scalar(&body), 25.0, "{body}");
+    // The metadata APIs span the sites too.
+    let values: Value = client()
+        .get(sites[1].url("/api/v1/label/site/values"))
+        .send()
+        .and_then(|r| r.json())
+        .expect("label values");
+    assert_eq!(values["data"], serde_json::json!(["dc1", "dc2", "dc3"]), "{values}");
+
+    // dc3 dies: the survivors answer quickly, without it, and say so.
+    sites[2].kill9();
+    for srv in &sites[..2] {
+        let (code, body, took) = query(srv, "count(up)", &[]);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(scalar(&body), 2.0, "{body}");
+        assert!(took < Duration::from_secs(2), "answer took {took:?}");
+        let warnings = body["warnings"].to_string();
+        assert!(warnings.contains(r#"site \"dc3\" is missing"#), "{body}");
+        // A strict caller gets an error naming the site instead.
+        let (code, body, _) = query(srv, "count(up)", &[("partial_response", "false")]);
+        assert_eq!(code, 503, "{body}");
+        assert!(body["error"].as_str().unwrap_or("").contains("dc3"), "{body}");
+    }
+    let series: Value = client()
+        .get(sites[0].url("/api/v1/series"))
+        .query(&[("match[]", "up")])
+        .send()
+        .and_then(|r| r.json())
+        .expect("series");
+    assert_eq!(series["data"].as_array().map(Vec::len), Some(2), "{series}");
+    assert!(series["warnings"].to_string().contains("dc3"), "{series}");
+
+    // dc3 comes back with what it had acknowledged.
+    sites[2] = start(2);
+    let back = wait_for("dc3 back in dc1's answers", 20, || {
+        let (_, body, _) = query(&sites[0], "count(up)", &[]);
+        (scalar(&body) == 3.0).then_some(body)
+    });
+    assert!(back.get("warnings").is_none(), "{back}");
+}
