@@ -56,6 +56,10 @@ pub struct SiteSection {
     /// How long a peer may take to answer a read before it is left out
     /// with a warning (default `1s`).
     pub peer_timeout: Option<String>,
+    /// How long each site waits per position (sites sorted by name) before
+    /// sending a notification the sites before it may have sent (default
+    /// `15s`, as Alertmanager's `--cluster.peer-timeout`).
+    pub peer_wait: Option<String>,
 }
 
 /// One entry of `site.peers`.
@@ -315,6 +319,15 @@ pub struct SiteConfig {
     pub peers: Vec<sightline_query::fanout::Peer>,
     /// Per-read timeout of a peer.
     pub peer_timeout: Duration,
+    /// Notification wait per position.
+    pub peer_wait: Duration,
+}
+
+impl SiteConfig {
+    /// This site's position among all sites sorted by name.
+    pub fn position(&self) -> usize {
+        self.peers.iter().filter(|p| p.name < self.name).count()
+    }
 }
 
 /// Log settings, checked.
@@ -575,6 +588,10 @@ fn resolve_site(s: &SiteSection) -> anyhow::Result<SiteConfig> {
     if peer_timeout.is_zero() {
         bail!("site.peer_timeout must be positive");
     }
+    let peer_wait = match &s.peer_wait {
+        Some(t) => parse_duration(t).context("site.peer_wait")?,
+        None => Duration::from_secs(15),
+    };
     let mut peers = Vec::new();
     for (i, p) in s.peers.iter().enumerate() {
         if p.name.is_empty() || p.name == name {
@@ -592,6 +609,7 @@ fn resolve_site(s: &SiteSection) -> anyhow::Result<SiteConfig> {
         name,
         peers,
         peer_timeout,
+        peer_wait,
     })
 }
 
@@ -875,6 +893,8 @@ mod tests {
         assert_eq!(cfg.site.name, "dc1");
         assert_eq!(cfg.site.peers[0].url, "http://10.0.0.2:9780");
         assert_eq!(cfg.site.peer_timeout, Duration::from_secs(1));
+        assert_eq!(cfg.site.peer_wait, Duration::from_secs(15));
+        assert_eq!(cfg.site.position(), 0);
         for (bad, word) in [
             (
                 "site:\n  name: dc1\n  peers: [{name: dc1, url: 'http://x'}]\n",

@@ -158,9 +158,10 @@ fn to_am_alert(a: NotifyAlert) -> AmAlert {
 impl Rules {
     /// Starts rule evaluation with the configured files; a bad rule file
     /// fails the start, as in Prometheus.
-    pub fn start(
+    pub fn start<R: SeriesReader>(
         cfg: &Config,
         engine: Arc<Engine>,
+        reader: Arc<R>,
         db: Db,
         logs: Option<(
             Arc<sightline_storage::logs::LogDb>,
@@ -179,8 +180,16 @@ impl Rules {
             )),
             None => None,
         };
+        if let Some(am) = alertmanager.as_ref().filter(|_| !cfg.site.peers.is_empty()) {
+            am.set_cluster(sightline_alerting::am::Cluster {
+                position: cfg.site.position(),
+                peers: cfg.site.peers.iter().map(|p| p.url.clone()).collect(),
+                wait: cfg.site.peer_wait,
+            });
+        }
         let (n, am) = (notifier.clone(), alertmanager.clone());
-        let (query, append) = (query_fn(engine, Arc::new(db.clone())), append_fn(db));
+        // Rules read what queries read: with peer sites, the whole fleet.
+        let (query, append) = (query_fn(engine, reader), append_fn(db));
         let log_query = logs.map(|(l, limits)| logql_query_fn(l, limits, rc.log_tenant.clone()));
         let deps = EvalDeps {
             query: query.clone(),

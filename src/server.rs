@@ -160,12 +160,16 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     };
     // Queries span the peer sites; rules and the internal API read this
     // site's storage only.
-    let fleet =
-        sightline_query::fanout::FanoutReader::new(Arc::new(db.clone()), cfg.site.peers.clone(), cfg.site.peer_timeout);
-    let query_state = ApiState::with_engine(Arc::new(fleet), cfg.query.clone()).with_metadata(db.metadata());
+    let fleet = Arc::new(sightline_query::fanout::FanoutReader::new(
+        Arc::new(db.clone()),
+        cfg.site.peers.clone(),
+        cfg.site.peer_timeout,
+    ));
+    let query_state = ApiState::with_engine(fleet.clone(), cfg.query.clone()).with_metadata(db.metadata());
     let rules = Arc::new(Rules::start(
         &cfg,
         query_state.engine.clone(),
+        fleet,
         db.clone(),
         Some((logs.clone(), Arc::new(cfg.logs.query.clone()))),
         config_path,

@@ -19,8 +19,9 @@ fn addr() -> SocketAddr {
     format!("127.0.0.1:{}", free_port()).parse().expect("addr")
 }
 
-/// Writes site `i`'s configuration naming the other two as peers.
-fn site_config(dir: &Path, i: usize, http: &[SocketAddr; 3]) -> String {
+/// Writes site `i`'s configuration naming the other two as peers, with
+/// `extra` YAML appended.
+fn site_config(dir: &Path, i: usize, http: &[SocketAddr; 3], extra: &str) -> String {
     let peers: String = (0..3)
         .filter(|j| *j != i)
         .map(|j| format!("    - {{name: {}, url: \"http://{}\"}}\n", SITES[j], http[j]))
@@ -28,10 +29,30 @@ fn site_config(dir: &Path, i: usize, http: &[SocketAddr; 3]) -> String {
     let path = dir.join(format!("{}.yml", SITES[i]));
     std::fs::write(
         &path,
-        format!("site:\n  name: {}\n  peer_timeout: 500ms\n  peers:\n{peers}", SITES[i]),
+        format!(
+            "site:\n  name: {}\n  peer_timeout: 500ms\n  peer_wait: 2s\n  peers:\n{peers}{extra}",
+            SITES[i]
+        ),
     )
     .expect("config");
     path.to_string_lossy().to_string()
+}
+
+/// Starts the three sites with `extra` configuration each.
+fn start_sites(dir: &Path, extra: &str) -> (Vec<Server>, impl Fn(usize) -> Server) {
+    let http = [addr(), addr(), addr()];
+    let grpc = [addr(), addr(), addr()];
+    let configs: Vec<String> = (0..3).map(|i| site_config(dir, i, &http, extra)).collect();
+    let dir = dir.to_path_buf();
+    let start = move |i: usize| {
+        Server::start_on(
+            &dir.join(SITES[i]),
+            http[i],
+            grpc[i],
+            &["--config", configs[i].as_str()],
+        )
+    };
+    ((0..3).map(&start).collect(), start)
 }
 
 /// An instant query on `srv`: status, result and warnings, and how long
@@ -60,18 +81,7 @@ fn scalar(body: &Value) -> f64 {
 #[test]
 fn queries_span_sites_count_dual_shipped_data_once_and_survive_a_lost_site() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let http = [addr(), addr(), addr()];
-    let grpc = [addr(), addr(), addr()];
-    let configs: Vec<String> = (0..3).map(|i| site_config(tmp.path(), i, &http)).collect();
-    let start = |i: usize| {
-        Server::start_on(
-            &tmp.path().join(SITES[i]),
-            http[i],
-            grpc[i],
-            &["--config", configs[i].as_str()],
-        )
-    };
-    let mut sites: Vec<Server> = (0..3).map(start).collect();
+    let (mut sites, start) = start_sites(tmp.path(), "");
 
     // Each site's own node reports up; one counter is dual shipped to dc1
     // and dc2 (same series, same samples).
@@ -143,4 +153,68 @@ fn queries_span_sites_count_dual_shipped_data_once_and_survive_a_lost_site() {
         (scalar(&body) == 3.0).then_some(body)
     });
     assert!(back.get("warnings").is_none(), "{back}");
+}
+
+/// Every site evaluates the fleet's rules over the fleet's data and has
+/// the same Alertmanager configuration; the receiver must see each change
+/// of an alert group once, also after the first site is killed.
+#[test]
+fn fleet_alerts_page_once_from_three_sites_and_after_one_is_lost() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let webhook = Receiver::start();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: fleet\n    rules:\n      - alert: NodeDown\n        expr: up == 0\n",
+    )
+    .expect("rules");
+    std::fs::write(
+        tmp.path().join("am.yml"),
+        format!(
+            "route:\n  receiver: pager\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{}/page\n",
+            webhook.port
+        ),
+    )
+    .expect("am config");
+    let extra = "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalertmanager_config: am.yml\n";
+    let (mut sites, _) = start_sites(tmp.path(), extra);
+    let pages = || webhook.bodies().into_iter().filter(|(p, _)| p == "/page").count();
+    let firing = |body: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(body).expect("webhook json");
+        let mut list: Vec<String> = v["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["status"] == "firing")
+            .map(|a| a["labels"]["instance"].as_str().unwrap_or("").to_string())
+            .collect();
+        list.sort();
+        list
+    };
+
+    // node-1 is down; its samples reached dc1 and dc2 (dual shipping).
+    let down = |srv: &Server, instance: &str| {
+        let series = vec![ts(&[("__name__", "up"), ("instance", instance)], &[(now_ms(), 0.0)])];
+        let (code, body) = remote_write(srv, series);
+        assert!((200..300).contains(&code), "{code} {body}");
+    };
+    down(&sites[0], "node-1");
+    down(&sites[1], "node-1");
+    wait_for("the first page", 30, || (pages() >= 1).then_some(()));
+    // dc2 and dc3 fire too, but wait their turn (2 s, 4 s) and find dc1's
+    // notification in the replicated log.
+    std::thread::sleep(Duration::from_secs(7));
+    let bodies: Vec<String> = webhook.bodies().into_iter().map(|(_, b)| b).collect();
+    assert_eq!(bodies.len(), 1, "paged more than once: {bodies:#?}");
+    assert_eq!(firing(&bodies[0]), ["node-1"]);
+
+    // dc1 (the first to page) is lost; node-2 goes down, seen by dc2.
+    sites[0].kill9();
+    down(&sites[1], "node-1");
+    down(&sites[1], "node-2");
+    wait_for("the page for node-2", 40, || (pages() >= 2).then_some(()));
+    std::thread::sleep(Duration::from_secs(7));
+    let bodies: Vec<String> = webhook.bodies().into_iter().map(|(_, b)| b).collect();
+    assert_eq!(bodies.len(), 2, "the change paged more than once: {bodies:#?}");
+    assert_eq!(firing(&bodies[1]), ["node-1", "node-2"]);
 }

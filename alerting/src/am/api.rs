@@ -296,7 +296,23 @@ pub fn router(am: Arc<Alertmanager>) -> Router {
         .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
         .route("/api/v2/receivers", get(receivers))
         .route("/api/v2/status", get(status))
+        .route("/internal/v1/nflog", axum::routing::post(merge_nflog))
         .with_state(am)
+}
+
+/// `POST /internal/v1/nflog`: notification log entries from a peer site.
+async fn merge_nflog(
+    State(am): State<Arc<Alertmanager>>,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<serde_json::Value>, (axum::http::StatusCode, String)> {
+    let entries: Vec<(String, super::store::NflogEntry)> = serde_json::from_slice(&body).map_err(|e| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("invalid notification log entries: {e}"),
+        )
+    })?;
+    let taken = am.merge_nflog(entries);
+    Ok(axum::Json(serde_json::json!({ "taken": taken })))
 }
 
 #[cfg(test)]

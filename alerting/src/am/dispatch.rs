@@ -67,6 +67,23 @@ pub struct Alertmanager {
     pub attempts: usize,
     /// Counters.
     pub stats: AmStats,
+    /// The other sites' Alertmanagers, when several sites notify.
+    cluster: RwLock<Option<Cluster>>,
+}
+
+/// Several sites evaluating the same rules, each with this Alertmanager,
+/// notify once between them, as Alertmanager's cluster mode: the site at
+/// position `p` (sites sorted by name) waits `p × wait` before sending
+/// and sends only what the notification log, replicated to and from the
+/// peers, does not hold yet.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// This site's position among all sites.
+    pub position: usize,
+    /// The peers' base URLs (their `/internal/v1/nflog` receives entries).
+    pub peers: Vec<String>,
+    /// Wait per position before notifying.
+    pub wait: std::time::Duration,
 }
 
 /// Milliseconds since the epoch.
@@ -94,9 +111,58 @@ impl Alertmanager {
             started_at: now_ms(),
             attempts: 5,
             stats: AmStats::default(),
+            cluster: RwLock::new(None),
         });
         am.regroup(now_ms());
         am
+    }
+
+    /// Notifies together with other sites' Alertmanagers (see [`Cluster`]).
+    pub fn set_cluster(&self, cluster: Cluster) {
+        *self.cluster.write() = Some(cluster);
+    }
+
+    /// Merges notification log entries a peer site sent: an entry newer
+    /// than the one held replaces it. Returns how many were taken.
+    pub fn merge_nflog(&self, entries: Vec<(String, NflogEntry)>) -> usize {
+        let mut st = self.state.lock();
+        let mut taken = 0;
+        for (k, e) in entries {
+            let newer = st.data.nflog.get(&k).is_none_or(|held| held.at < e.at);
+            if newer {
+                st.data.nflog.insert(k, e);
+                taken += 1;
+            }
+        }
+        if taken > 0 {
+            self.save(&st);
+        }
+        taken
+    }
+
+    /// Sends `entries` to every peer's notification log, in the background.
+    fn replicate(&self, entries: Vec<(String, NflogEntry)>) {
+        let Some(cluster) = self.cluster.read().clone() else {
+            return;
+        };
+        if entries.is_empty() {
+            return;
+        }
+        for peer in cluster.peers {
+            let (client, entries) = (self.client.clone(), entries.clone());
+            tokio::spawn(async move {
+                let url = format!("{}/internal/v1/nflog", peer.trim_end_matches('/'));
+                let sent = client
+                    .post(&url)
+                    .timeout(std::time::Duration::from_secs(2))
+                    .json(&entries)
+                    .send()
+                    .await;
+                if let Err(e) = sent.and_then(|r| r.error_for_status()) {
+                    tracing::warn!(%url, error = %e, "cannot replicate the notification log to a peer site");
+                }
+            });
+        }
     }
 
     /// The configuration in force.
@@ -354,7 +420,22 @@ impl Alertmanager {
                 dead,
             )
         };
-        let (time_muted, alerts, integrations, entries, route, group_labels, dead) = plan;
+        let (time_muted, alerts, integrations, mut entries, route, group_labels, dead) = plan;
+        // With peer sites: wait for this site's turn, then take what the
+        // peers have notified meanwhile into account.
+        let turn = self.cluster.read().as_ref().map(|c| c.wait * c.position as u32);
+        if let Some(turn) = turn.filter(|t| !t.is_zero() && !alerts.is_empty()) {
+            tokio::time::sleep(turn).await;
+            let st = self.state.lock();
+            entries = (0..integrations.len())
+                .map(|i| st.data.nflog.get(&nflog_key(key, &route.receiver, i)).cloned())
+                .collect();
+        }
+        let now = if turn.is_some_and(|t| !t.is_zero()) {
+            now_ms()
+        } else {
+            now
+        };
         let firing: BTreeSet<u64> = alerts
             .iter()
             .filter(|a| !a.resolved(now))
@@ -420,6 +501,7 @@ impl Alertmanager {
                 }
             }
         }
+        self.replicate(updates.clone());
         let mut st = self.state.lock();
         for (k, e) in updates {
             st.data.nflog.insert(k, e);
@@ -545,6 +627,23 @@ mod tests {
             updated_at: 0,
             timeout: false,
         }
+    }
+
+    #[tokio::test]
+    async fn peers_log_entries_replace_only_older_ones() {
+        let cfg = AmConfig::parse("route:\n  receiver: r\nreceivers: [{name: r}]\n").expect("config");
+        let am = Alertmanager::new(cfg, None, String::new());
+        let entry = |at: i64, fp: u64| NflogEntry {
+            firing: BTreeSet::from([fp]),
+            resolved: BTreeSet::new(),
+            at,
+        };
+        assert_eq!(am.merge_nflog(vec![("g\u{0}r\u{0}0".into(), entry(100, 1))]), 1);
+        // An older entry from a slower peer does not win.
+        assert_eq!(am.merge_nflog(vec![("g\u{0}r\u{0}0".into(), entry(50, 2))]), 0);
+        assert_eq!(am.merge_nflog(vec![("g\u{0}r\u{0}0".into(), entry(150, 3))]), 1);
+        let held = am.state.lock().data.nflog.get("g\u{0}r\u{0}0").cloned();
+        assert_eq!(held, Some(entry(150, 3)));
     }
 
     #[tokio::test]

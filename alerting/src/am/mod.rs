@@ -11,4 +11,4 @@ pub mod store;
 pub mod timeinterval;
 
 pub use config::AmConfig;
-pub use dispatch::Alertmanager;
+pub use dispatch::{Alertmanager, Cluster};
