@@ -154,17 +154,18 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
             .with_context(|| format!("cannot open log storage in {}", cfg.logs.db.dir.display()))?,
     );
     let log_ingest = LogIngest::new(logs.clone(), cfg.logs.ingest.clone());
+    // Queries span the peer sites; rules and the internal APIs read this
+    // site's storage only.
+    let peers = sightline_query::fanout::PeerSet::new(cfg.site.peers.clone(), cfg.site.peer_timeout);
     let loki_state = LokiState {
-        reader: logs.clone(),
+        reader: Arc::new(sightline_query::fanout::logs::FanoutLogReader::new(
+            logs.clone(),
+            peers.clone(),
+            tokio::runtime::Handle::current(),
+        )),
         limits: Arc::new(cfg.logs.query.clone()),
     };
-    // Queries span the peer sites; rules and the internal API read this
-    // site's storage only.
-    let fleet = Arc::new(sightline_query::fanout::FanoutReader::new(
-        Arc::new(db.clone()),
-        cfg.site.peers.clone(),
-        cfg.site.peer_timeout,
-    ));
+    let fleet = Arc::new(sightline_query::fanout::FanoutReader::new(Arc::new(db.clone()), peers));
     let query_state = ApiState::with_engine(fleet.clone(), cfg.query.clone()).with_metadata(db.metadata());
     let rules = Arc::new(Rules::start(
         &cfg,
@@ -192,6 +193,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .merge(sightline_query::loki::router(loki_state))
         .merge(sightline_query::router(query_state))
         .merge(sightline_query::fanout::internal_router(Arc::new(db.clone())))
+        .merge(sightline_query::fanout::logs::internal_router(logs.clone()))
         .merge(sightline_alerting::api::router(rules.manager.clone()))
         .merge(sightline_alerting::api::inventory_router(rules.inventory.clone()));
     let app = match &rules.alertmanager {

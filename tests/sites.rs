@@ -71,6 +71,50 @@ fn query(srv: &Server, q: &str, extra: &[(&str, &str)]) -> (u16, Value, Duration
     (status, body, started.elapsed())
 }
 
+/// Pushes `n` lines of stream `{job="mail", host}` to `srv` (the same
+/// times and lines wherever it is pushed).
+fn push_lines(srv: &Server, host: &str, n: i64, now_ns: i64) {
+    let values: Vec<[String; 2]> = (0..n)
+        .map(|k| {
+            [
+                (now_ns - (n - k) * 1_000_000_000).to_string(),
+                format!("line {k} from {host}"),
+            ]
+        })
+        .collect();
+    let r = client()
+        .post(srv.url("/loki/api/v1/push"))
+        .json(&serde_json::json!({"streams": [{"stream": {"job": "mail", "host": host}, "values": values}]}))
+        .send()
+        .expect("push");
+    assert!(r.status().is_success(), "push: {}", r.text().unwrap_or_default());
+}
+
+/// A Loki range query on `srv`: status, lines per host, the body.
+fn log_lines(srv: &Server, extra: &[(&str, &str)]) -> (u16, std::collections::BTreeMap<String, usize>, Value) {
+    let now_ns = now_ms() * 1_000_000;
+    let mut params = vec![
+        ("query", "{job=\"mail\"}".to_string()),
+        ("start", (now_ns - 600_000_000_000).to_string()),
+        ("end", (now_ns + 1_000_000_000).to_string()),
+        ("limit", "1000".to_string()),
+    ];
+    params.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let r = client()
+        .get(srv.url("/loki/api/v1/query_range"))
+        .query(&params)
+        .send()
+        .expect("loki query");
+    let status = r.status().as_u16();
+    let body: Value = serde_json::from_str(&r.text().unwrap_or_default()).unwrap_or(Value::Null);
+    let mut per_host = std::collections::BTreeMap::new();
+    for s in body["data"]["result"].as_array().into_iter().flatten() {
+        let host = s["stream"]["host"].as_str().unwrap_or("").to_string();
+        *per_host.entry(host).or_default() += s["values"].as_array().map_or(0, Vec::len);
+    }
+    (status, per_host, body)
+}
+
 fn scalar(body: &Value) -> f64 {
     body["data"]["result"][0]["value"][1]
         .as_str()
@@ -101,6 +145,18 @@ fn queries_span_sites_count_dual_shipped_data_once_and_survive_a_lost_site() {
         let (code, body) = remote_write(srv, series);
         assert!((200..300).contains(&code), "{code} {body}");
     }
+
+    // Logs: a stream per site, one dual shipped to dc1 and dc2.
+    let now_ns = now * 1_000_000;
+    push_lines(&sites[0], "a", 10, now_ns);
+    push_lines(&sites[0], "dual", 10, now_ns);
+    push_lines(&sites[1], "dual", 10, now_ns);
+    push_lines(&sites[2], "c", 5, now_ns);
+    let (code, per_host, body) = log_lines(&sites[1], &[]);
+    assert_eq!(code, 200, "{body}");
+    let want: std::collections::BTreeMap<String, usize> =
+        [("a".to_string(), 10), ("c".to_string(), 5), ("dual".to_string(), 10)].into();
+    assert_eq!(per_host, want, "each line once: {body}");
 
     // Any site answers for all three.
     for srv in &sites {
@@ -137,6 +193,14 @@ fn queries_span_sites_count_dual_shipped_data_once_and_survive_a_lost_site() {
         assert_eq!(code, 503, "{body}");
         assert!(body["error"].as_str().unwrap_or("").contains("dc3"), "{body}");
     }
+    // Log queries too.
+    let (code, per_host, body) = log_lines(&sites[0], &[]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(per_host.get("c"), None, "{body}");
+    assert_eq!(per_host.get("dual"), Some(&10), "{body}");
+    assert!(body["warnings"].to_string().contains("dc3"), "{body}");
+    let (code, _, body) = log_lines(&sites[0], &[("partial_response", "false")]);
+    assert_eq!(code, 504, "{body}");
     let series: Value = client()
         .get(sites[0].url("/api/v1/series"))
         .query(&[("match[]", "up")])

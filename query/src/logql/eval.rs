@@ -68,6 +68,12 @@ impl From<StorageError> for EvalError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::LimitExceeded(m) | StorageError::BadMatcher(m) => EvalError::bad(m),
+            // A site left out of a strict request: the gateway's timeout.
+            StorageError::Unavailable(m) => EvalError {
+                message: m,
+                bad_request: false,
+                timeout: true,
+            },
             other => EvalError {
                 message: other.to_string(),
                 bad_request: false,

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use sightline_storage::logs::{DEFAULT_TENANT, LogReader, LogSelect};
 use sightline_storage::{MatchOp, Matcher};
 
+use crate::fanout::SiteScope;
 use crate::logql::{self, Context, Direction, EvalError, Expr, LogqlLimits, Steps};
 use crate::params::Params;
 use crate::promql::value::format_float;
@@ -114,6 +115,28 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| LokiError(StatusCode::INTERNAL_SERVER_ERROR, format!("query task failed: {e}")))?
+}
+
+/// The request's view of the sites (`partial_response=false`: every site
+/// must answer), as in the Prometheus API.
+fn site_scope(p: &LokiParams) -> Result<SiteScope, LokiError> {
+    crate::api::site_scope(p).map_err(|e| bad(e.message))
+}
+
+/// [`blocking`] with the reads in `scope`; the answer gets its warnings
+/// (sites left out) as Loki's top-level `warnings`.
+async fn blocking_in(
+    scope: SiteScope,
+    f: impl FnOnce() -> Result<Value, LokiError> + Send + 'static,
+) -> Result<Response, LokiError> {
+    let inner = scope.clone();
+    let data = blocking(move || inner.enter(f)).await?;
+    let warnings = scope.warnings();
+    let mut body = json!({"status": "success", "data": data});
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
 
 fn request(raw: Option<String>, headers: &HeaderMap, body: &[u8]) -> LokiParams {
@@ -243,8 +266,8 @@ async fn query(State(state): State<LokiState>, RawQuery(raw): RawQuery, headers:
     let time = p.time_ns("time", logql_now())?;
     let limit = p.limit()?;
     let direction = p.direction()?;
-    let data = blocking(move || run(&state, &tenant, &expr, None, time, limit, direction)).await?;
-    Ok(success(data))
+    let scope = site_scope(&p)?;
+    blocking_in(scope, move || run(&state, &tenant, &expr, None, time, limit, direction)).await
 }
 
 async fn query_range(
@@ -268,8 +291,11 @@ async fn query_range(
     };
     let limit = p.limit()?;
     let direction = p.direction()?;
-    let data = blocking(move || run(&state, &tenant, &expr, Some((start, end, step)), end, limit, direction)).await?;
-    Ok(success(data))
+    let scope = site_scope(&p)?;
+    blocking_in(scope, move || {
+        run(&state, &tenant, &expr, Some((start, end, step)), end, limit, direction)
+    })
+    .await
 }
 
 fn selectors(p: &LokiParams, names: &[&str]) -> Result<Vec<Vec<Matcher>>, LokiError> {

@@ -12,9 +12,15 @@
 //! few seconds, so queries during an outage stay fast.
 //!
 //! Warnings and strictness belong to one API request: the handler runs the
-//! query inside [`SiteScope::run`]; reads outside a scope (rule
+//! query inside [`SiteScope::run`] (or, for reads on a blocking thread such
+//! as log queries, [`SiteScope::enter`]); reads outside a scope (rule
 //! evaluation) are lenient and log the missing site.
+//!
+//! Log reads fan out the same way ([`logs`]).
 
+pub mod logs;
+
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -53,6 +59,18 @@ tokio::task_local! {
     static SCOPE: SiteScope;
 }
 
+thread_local! {
+    static THREAD_SCOPE: RefCell<Option<SiteScope>> = const { RefCell::new(None) };
+}
+
+/// The scope of the request being served: the task's, else the thread's.
+fn current_scope() -> Option<SiteScope> {
+    SCOPE
+        .try_with(Clone::clone)
+        .ok()
+        .or_else(|| THREAD_SCOPE.with(|s| s.borrow().clone()))
+}
+
 impl SiteScope {
     /// A scope; `strict` makes a missing site an error instead of a warning.
     pub fn new(strict: bool) -> Self {
@@ -65,6 +83,14 @@ impl SiteScope {
     /// Runs `f` (a query) in this scope.
     pub async fn run<F: Future>(&self, f: F) -> F::Output {
         SCOPE.scope(self.clone(), f).await
+    }
+
+    /// Runs `f` (blocking work on this thread) in this scope.
+    pub fn enter<T>(&self, f: impl FnOnce() -> T) -> T {
+        let previous = THREAD_SCOPE.with(|s| s.replace(Some(self.clone())));
+        let out = f();
+        THREAD_SCOPE.with(|s| *s.borrow_mut() = previous);
+        out
     }
 
     /// The warnings collected so far, each once.
@@ -81,12 +107,18 @@ impl SiteScope {
     }
 }
 
-/// Reads this site's storage and its peers'.
-pub struct FanoutReader<R> {
-    local: Arc<R>,
+/// The peer sites, with what is known of their health; shared by the
+/// metrics and the logs reader.
+pub struct PeerSet {
     peers: Vec<PeerState>,
     client: reqwest::Client,
     timeout: Duration,
+}
+
+/// Reads this site's storage and its peers'.
+pub struct FanoutReader<R> {
+    local: Arc<R>,
+    peers: Arc<PeerSet>,
 }
 
 struct PeerState {
@@ -96,10 +128,16 @@ struct PeerState {
 }
 
 impl<R: SeriesReader> FanoutReader<R> {
-    /// Reads `local` and `peers`, each peer given `timeout` per read.
-    pub fn new(local: Arc<R>, peers: Vec<Peer>, timeout: Duration) -> Self {
-        FanoutReader {
-            local,
+    /// Reads `local` and `peers`.
+    pub fn new(local: Arc<R>, peers: Arc<PeerSet>) -> Self {
+        FanoutReader { local, peers }
+    }
+}
+
+impl PeerSet {
+    /// The peers, each given `timeout` per read.
+    pub fn new(peers: Vec<Peer>, timeout: Duration) -> Arc<Self> {
+        Arc::new(PeerSet {
             peers: peers
                 .into_iter()
                 .map(|peer| PeerState {
@@ -109,14 +147,19 @@ impl<R: SeriesReader> FanoutReader<R> {
                 .collect(),
             client: reqwest::Client::new(),
             timeout,
-        }
+        })
+    }
+
+    /// True when there are no peers (reads stay local).
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
     }
 
     /// Asks every peer for `path` with `params`, in parallel; returns the
     /// bodies of those that answered. A peer that did not answer is
     /// reported through the request's scope (an error when strict).
-    async fn ask_peers(&self, path: &str, params: &[(String, String)]) -> Result<Vec<String>> {
-        let scope = SCOPE.try_with(Clone::clone).ok();
+    async fn ask(&self, path: &str, params: &[(String, String)]) -> Result<Vec<String>> {
+        let scope = current_scope();
         let asks = self.peers.iter().map(|p| async move {
             let skipped = p
                 .down_until
@@ -182,7 +225,7 @@ impl<R: SeriesReader> FanoutReader<R> {
 }
 
 /// The `match[]` parameter for `matchers` (all series when empty).
-fn selector_param(matchers: &[Matcher]) -> (String, String) {
+pub(crate) fn selector_param(matchers: &[Matcher]) -> (String, String) {
     if matchers.is_empty() {
         return ("match[]".into(), r#"{__name__=~".+"}"#.into());
     }
@@ -241,7 +284,7 @@ impl WireSeries {
     }
 }
 
-fn corrupt_peer(what: &str, e: impl std::fmt::Display) -> StorageError {
+pub(crate) fn corrupt_peer(what: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Unavailable(format!("a peer site sent an unreadable {what}: {e}"))
 }
 
@@ -288,7 +331,7 @@ impl<R: SeriesReader> SeriesReader for FanoutReader<R> {
         let params = range_params(matchers, start, end);
         let (local, remote) = tokio::join!(
             self.local.select(matchers, start, end),
-            self.ask_peers("/internal/v1/select", &params)
+            self.peers.ask("/internal/v1/select", &params)
         );
         let mut sources = vec![local?];
         for body in remote? {
@@ -350,7 +393,7 @@ impl<R: SeriesReader> SeriesReader for FanoutReader<R> {
         let params = range_params(matchers, start, end);
         let (local, remote) = tokio::join!(
             self.local.series(matchers, start, end),
-            self.ask_peers("/internal/v1/series", &params)
+            self.peers.ask("/internal/v1/series", &params)
         );
         let mut all: BTreeMap<Arc<Labels>, ()> = local?.into_iter().map(|l| (l, ())).collect();
         for body in remote? {
