@@ -340,3 +340,71 @@ fn tailed_log_lines_arrive_once_across_rotation_and_agent_kill_9() {
     let want: Vec<String> = (0..1000).map(|i| format!("line {i:05}")).collect();
     assert_eq!(got, want, "no line missing");
 }
+
+/// With `replication_factor: 2` every scraped sample reaches two sites:
+/// the first two while all three are up, the other two once the first is
+/// killed with kill -9 (so losing any one site loses no sample).
+#[test]
+fn dual_shipping_puts_every_sample_on_two_sites() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut sites: Vec<Server> = (0..3)
+        .map(|i| Server::start(&tmp.path().join(format!("site{i}")), &[]))
+        .collect();
+    let cfg = tmp.path().join("agent.yml");
+    let urls: String = sites
+        .iter()
+        .map(|s| format!("  - url: {}\n", s.url("/api/v1/write")))
+        .collect();
+    // The agent scrapes the third site's own /metrics (always there).
+    let target = sites[2].http;
+    std::fs::write(
+        &cfg,
+        format!(
+            "identity: {{site: ams}}\nreplication_factor: 2\nglobal: {{scrape_interval: 1s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['{target}']\nremote_write:\n{urls}"
+        ),
+    )
+    .expect("agent config");
+    let _agent = start_agent(&cfg, tmp.path());
+    let up_times = |srv: &Server| -> BTreeSet<i64> {
+        export(srv, r#"up{job="self"}"#)
+            .first()
+            .map(|s| s.timestamps.iter().copied().collect())
+            .unwrap_or_default()
+    };
+    wait_for("five scrapes on the first two sites", 30, || {
+        (up_times(&sites[1]).len() >= 5).then_some(())
+    });
+    sites[0].kill9();
+    let killed = now_ms();
+    wait_for("five scrapes after the kill on the second site", 30, || {
+        (up_times(&sites[1]).iter().filter(|t| **t > killed + 2_000).count() >= 5).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (b, c) = (up_times(&sites[1]), up_times(&sites[2]));
+    let before: BTreeSet<i64> = b.iter().copied().filter(|t| *t < killed - 2_000).collect();
+    assert!(before.len() >= 3, "{before:?}");
+    // Before the kill the first two sites hold each sample (the first is
+    // dead now, so its share shows as: the third site did not need them).
+    assert!(
+        before.iter().all(|t| !c.contains(t)),
+        "the third site got samples while the first two were up"
+    );
+    // After it, the second and third hold every sample (the last one may
+    // still be in flight).
+    let after: Vec<i64> = b.iter().copied().filter(|t| *t > killed + 2_000).collect();
+    let missing: Vec<i64> = after[..after.len() - 1]
+        .iter()
+        .copied()
+        .filter(|t| !c.contains(t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "samples on one site only after the kill: {missing:?}"
+    );
+    let first = Server::start_on(&sites[0].data_dir.clone(), sites[0].http, sites[0].grpc, &[]);
+    let a = up_times(&first);
+    assert!(
+        before.iter().all(|t| a.contains(t)),
+        "the first site lost acknowledged samples"
+    );
+}

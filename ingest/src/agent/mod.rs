@@ -55,6 +55,15 @@ pub struct AgentConfig {
     /// Where to push logs (Loki push API URLs), own site first.
     #[serde(default)]
     pub loki_push: Vec<RemoteWriteConfig>,
+    /// How many sites must hold each batch (metrics and logs) before it
+    /// leaves the buffer: 1 (default) ships to the first site that
+    /// answers; 2 to the first two, so losing a site loses nothing.
+    #[serde(default = "default_replication")]
+    pub replication_factor: usize,
+}
+
+fn default_replication() -> usize {
+    1
 }
 
 /// A `log_files` entry: files and the stream labels of their lines.
@@ -184,6 +193,17 @@ impl AgentConfig {
             serde_saphyr::from_str(&text).map_err(|e| format!("invalid agent config {}: {e}", path.display()))?;
         if cfg.remote_write.is_empty() {
             return Err("remote_write: name at least one site's ingest URL".into());
+        }
+        let sites = cfg.remote_write.len().min(if cfg.loki_push.is_empty() {
+            usize::MAX
+        } else {
+            cfg.loki_push.len()
+        });
+        if cfg.replication_factor == 0 || cfg.replication_factor > sites {
+            return Err(format!(
+                "replication_factor {} must be between 1 and the number of sites in remote_write (and loki_push): {sites}",
+                cfg.replication_factor
+            ));
         }
         if !cfg.log_files.is_empty() && cfg.loki_push.is_empty() {
             return Err("log_files need loki_push: name at least one site's /loki/api/v1/push URL".into());
@@ -470,7 +490,10 @@ pub async fn run(
         });
         Some(ship(
             client.clone(),
-            cfg.loki_push.iter().map(|r| r.url.clone()).collect(),
+            Destinations {
+                urls: cfg.loki_push.iter().map(|r| r.url.clone()).collect(),
+                replicas: cfg.replication_factor,
+            },
             log_buffer,
             stats.clone(),
             Payload::LokiPush,
@@ -478,7 +501,10 @@ pub async fn run(
     };
     let shipper = ship(
         client,
-        cfg.remote_write.iter().map(|r| r.url.clone()).collect(),
+        Destinations {
+            urls: cfg.remote_write.iter().map(|r| r.url.clone()).collect(),
+            replicas: cfg.replication_factor,
+        },
         buffer,
         stats,
         Payload::RemoteWrite,
@@ -568,12 +594,21 @@ const SHIP_QUEUE_BATCHES: usize = 1024;
 /// Most samples in one remote-write request.
 const MAX_SAMPLES_PER_SEND: usize = 2000;
 
-/// Ships the buffer's batches, oldest first, by remote write 1.0: each to
-/// the first site (own site first) that accepts it, retrying with backoff
-/// while none does; a batch leaves the buffer only once acknowledged.
+/// The sites a buffer ships to, in order of preference (own site first),
+/// and how many must hold each batch.
+struct Destinations {
+    urls: Vec<String>,
+    replicas: usize,
+}
+
+/// Ships the buffer's batches, oldest first: each to the first `replicas`
+/// sites (own site first) that accept it, retrying with backoff the sites
+/// still missing while fewer have it; a batch leaves the buffer only once
+/// enough sites acknowledged it. A site that refuses a batch as bad (4xx)
+/// counts as done for it: resending would not help.
 async fn ship(
     client: reqwest::Client,
-    urls: Vec<String>,
+    dest: Destinations,
     buffer: Arc<DiskBuffer>,
     stats: Arc<AgentStats>,
     payload: Payload,
@@ -581,30 +616,36 @@ async fn ship(
     loop {
         let (body, items, next) = buffer.next().await?;
         let mut delay = Duration::from_millis(200);
+        // Sites done with this batch (acknowledged or refused for good).
+        let mut done: Vec<usize> = Vec::with_capacity(dest.replicas);
         'sent: loop {
-            for url in &urls {
+            for (i, url) in dest.urls.iter().enumerate() {
+                if done.contains(&i) {
+                    continue;
+                }
                 match send(&client, url, &body, payload).await {
-                    Ok(()) => {
-                        let counter = match payload {
-                            Payload::RemoteWrite => &stats.sent_samples,
-                            Payload::LokiPush => &stats.sent_log_lines,
-                        };
-                        counter.fetch_add(u64::from(items), Ordering::Relaxed);
-                        break 'sent;
-                    }
+                    Ok(()) => done.push(i),
                     Err(Retry::No(e)) => {
-                        tracing::warn!(url = %url, error = %e, "remote write refused a batch; dropping it");
-                        break 'sent;
+                        tracing::warn!(url = %url, error = %e, "a site refused a batch; not resending it there");
+                        done.push(i);
                     }
                     Err(Retry::Yes(e)) => {
                         stats.send_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(url = %url, error = %e, "remote write failed; trying the next site");
+                        tracing::debug!(url = %url, error = %e, "sending failed; trying the next site");
                     }
+                }
+                if done.len() >= dest.replicas {
+                    break 'sent;
                 }
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(10));
         }
+        let counter = match payload {
+            Payload::RemoteWrite => &stats.sent_samples,
+            Payload::LokiPush => &stats.sent_log_lines,
+        };
+        counter.fetch_add(u64::from(items), Ordering::Relaxed);
         buffer.ack(next)?;
     }
 }
@@ -696,6 +737,10 @@ mod tests {
         );
         std::fs::write(&p, "remote_write: [{url: 'u'}]\nbogus: 1\n").expect("write");
         assert!(AgentConfig::load(&p).unwrap_err().contains("bogus"));
+        std::fs::write(&p, "remote_write: [{url: 'u'}]\nreplication_factor: 2\n").expect("write");
+        assert!(AgentConfig::load(&p).unwrap_err().contains("replication_factor 2"));
+        std::fs::write(&p, "remote_write: [{url: 'u'}, {url: 'v'}]\nreplication_factor: 2\n").expect("write");
+        assert_eq!(AgentConfig::load(&p).expect("two sites").replication_factor, 2);
     }
 
     #[test]
