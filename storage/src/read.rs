@@ -50,21 +50,7 @@ pub trait SeriesReader: Send + Sync + 'static {
         out: tokio::sync::mpsc::Sender<Vec<SeriesData>>,
     ) -> impl Future<Output = Result<()>> + Send {
         async move {
-            let mut batch = Vec::new();
-            let mut samples = 0;
-            for s in self.select(matchers, start, end).await? {
-                samples += s.timestamps.len();
-                batch.push(s);
-                if samples >= batch_samples {
-                    samples = 0;
-                    if out.send(std::mem::take(&mut batch)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                let _ = out.send(batch).await;
-            }
+            send_in_batches(self.select(matchers, start, end).await?, batch_samples, out).await;
             Ok(())
         }
     }
@@ -96,4 +82,29 @@ pub trait SeriesReader: Send + Sync + 'static {
         start: i64,
         end: i64,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// Sends `series` to `out` in batches of about `batch_samples` samples (at
+/// least one series each), in order; stops once the receiver is gone.
+/// For readers that hold a whole answer and serve [`SeriesReader::select_batches`].
+pub async fn send_in_batches(
+    series: Vec<SeriesData>,
+    batch_samples: usize,
+    out: tokio::sync::mpsc::Sender<Vec<SeriesData>>,
+) {
+    let mut batch = Vec::new();
+    let mut samples = 0;
+    for s in series {
+        samples += s.timestamps.len();
+        batch.push(s);
+        if samples >= batch_samples {
+            samples = 0;
+            if out.send(std::mem::take(&mut batch)).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = out.send(batch).await;
+    }
 }

@@ -368,21 +368,7 @@ impl<R: SeriesReader> SeriesReader for FanoutReader<R> {
                 .await;
         }
         // Merging needs every site's series: read whole, hand out batches.
-        let mut batch = Vec::new();
-        let mut samples = 0;
-        for s in self.select(matchers, start, end).await? {
-            samples += s.timestamps.len();
-            batch.push(s);
-            if samples >= batch_samples {
-                samples = 0;
-                if out.send(std::mem::take(&mut batch)).await.is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = out.send(batch).await;
-        }
+        sightline_storage::read::send_in_batches(self.select(matchers, start, end).await?, batch_samples, out).await;
         Ok(())
     }
 

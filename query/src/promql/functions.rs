@@ -125,37 +125,25 @@ pub fn call(ev: &Evaluator<'_>, call: &Call, steps: Steps) -> Result<Value, Quer
             out.retain(|s| !s.points.is_empty());
             Ok(Value::Vector(out))
         }
-        "start_timestamp" => {
+        "timestamp" | "start_timestamp" => {
             let mut inner = arg(0)?;
             while let Expr::Paren(p) = inner {
                 inner = &p.expr;
             }
-            // Only a selector's samples carry start timestamps; a computed
-            // vector has none, so the result is empty (as Prometheus').
+            let field = if name == "timestamp" {
+                SampleField::Time
+            } else {
+                SampleField::Start
+            };
             let series = match inner {
-                Expr::VectorSelector(vs) => ev.vector_selector_with(vs, steps, SampleField::Start),
-                other => {
+                Expr::VectorSelector(vs) => ev.vector_selector_with(vs, steps, field),
+                // Only a selector's samples carry start timestamps: a
+                // computed vector has none, so the result is empty (as
+                // Prometheus'); its time is the evaluation time.
+                other if field == SampleField::Start => {
                     ev.eval_vector(other, steps)?;
                     Vec::new()
                 }
-            };
-            Ok(Value::Vector(
-                series
-                    .into_iter()
-                    .map(|mut s| {
-                        s.drop_name = true;
-                        s
-                    })
-                    .collect(),
-            ))
-        }
-        "timestamp" => {
-            let mut inner = arg(0)?;
-            while let Expr::Paren(p) = inner {
-                inner = &p.expr;
-            }
-            let series = match inner {
-                Expr::VectorSelector(vs) => ev.vector_selector_with(vs, steps, SampleField::Time),
                 other => map_points(ev.eval_vector(other, steps)?, steps, |_, _| 0.0)
                     .into_iter()
                     .map(|mut s| {
