@@ -11,6 +11,7 @@ use object_store::path::Path as ObjectPath;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use parquet::file::metadata::PageIndexPolicy;
 
@@ -62,6 +63,26 @@ pub struct Block {
     store: BlockStore,
     samples_path: ObjectPath,
     samples_meta: ArrowReaderMetadata,
+    /// True when some sample has a start timestamp: otherwise reads skip
+    /// the `st` column (all null, or absent in older blocks).
+    has_start_timestamps: bool,
+}
+
+/// The samples file's columns read when no sample has a start timestamp.
+const COLUMNS_WITHOUT_ST: [usize; 4] = [0, 1, 2, 3];
+
+/// True when the samples file has an `st` column holding a value in some
+/// row group (by the column statistics; a row group without statistics
+/// counts as holding one).
+fn has_start_timestamps(meta: &ArrowReaderMetadata) -> bool {
+    meta.metadata().row_groups().iter().any(|rg| {
+        rg.num_columns() > 4
+            && rg
+                .column(4)
+                .statistics()
+                .and_then(|s| s.null_count_opt())
+                .is_none_or(|nulls| i64::try_from(nulls).ok() != Some(rg.num_rows()))
+    })
 }
 
 impl std::fmt::Debug for Block {
@@ -116,6 +137,7 @@ impl Block {
                 format!("samples file has {rows} rows, meta says {}", meta.num_samples),
             ));
         }
+        let has_start_timestamps = has_start_timestamps(&samples_meta);
         Ok(Block {
             meta,
             series,
@@ -123,6 +145,7 @@ impl Block {
             store,
             samples_path,
             samples_meta,
+            has_start_timestamps,
         })
     }
 
@@ -192,10 +215,14 @@ impl Block {
         }
         let size = self.meta.files.get(SAMPLES_FILE).copied().unwrap_or_default();
         let reader = ObjectReader::new(&self.store, self.samples_path.clone(), size);
-        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone())
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, self.samples_meta.clone())
             .with_row_selection(RowSelection::from(selectors))
-            .with_batch_size(65_536)
-            .build()?;
+            .with_batch_size(65_536);
+        if !self.has_start_timestamps {
+            let columns = ProjectionMask::roots(self.samples_meta.parquet_schema(), COLUMNS_WITHOUT_ST);
+            builder = builder.with_projection(columns);
+        }
+        let mut stream = builder.build()?;
         let mut out: Vec<SeriesChunk> = Vec::with_capacity(ids.len());
         let mut current: Option<(u32, Vec<Sample>)> = None;
         // Batch by batch: only one decoded batch is alive at a time.
