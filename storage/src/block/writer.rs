@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder};
+use arrow_array::builder::{ArrayBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, UInt32Builder};
 use arrow_array::{ArrayRef, Int8Array, Int64Array, RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
@@ -112,6 +112,8 @@ pub struct BlockWriter {
     t_col: Int64Builder,
     v_int_col: Int64Builder,
     v_float_col: Float64Builder,
+    /// Start timestamps of the pending rows; left empty (and the column
+    /// written as all null at once) until a row has one.
     st_col: Int64Builder,
     pending_rows: usize,
     index: Vec<IndexRow>,
@@ -194,7 +196,14 @@ impl BlockWriter {
                     self.v_float_col.append_value(s.v);
                 }
             }
-            self.st_col.append_option((s.st != 0).then_some(s.st));
+            if s.st != 0 && self.st_col.len() < self.pending_rows {
+                // The first start timestamp of this batch: the rows before
+                // it had none.
+                self.st_col.append_nulls(self.pending_rows - self.st_col.len());
+            }
+            if s.st != 0 || !self.st_col.is_empty() {
+                self.st_col.append_option((s.st != 0).then_some(s.st));
+            }
             self.pending_rows += 1;
             if self.pending_rows >= BATCH_ROWS {
                 self.flush_batch()?;
@@ -223,7 +232,11 @@ impl BlockWriter {
             Arc::new(self.t_col.finish()),
             Arc::new(self.v_int_col.finish()),
             Arc::new(self.v_float_col.finish()),
-            Arc::new(self.st_col.finish()),
+            if self.st_col.is_empty() {
+                arrow_array::new_null_array(&arrow_schema::DataType::Int64, self.pending_rows)
+            } else {
+                Arc::new(self.st_col.finish())
+            },
         ];
         let batch = RecordBatch::try_new(samples_schema(), cols)?;
         self.samples.write(&batch)?;

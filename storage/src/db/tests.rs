@@ -368,10 +368,16 @@ async fn start_timestamps_survive_wal_replay_blocks_and_compaction() {
         written.iter().map(|s| s.t).collect::<Vec<_>>(),
         written.iter().map(|s| s.st).collect::<Vec<_>>(),
     );
+    // Series without start timestamps sort before and after the counter
+    // in the block: the st column must stay null for them.
+    let before = Labels::from_pairs([("__name__", "a_plain")]).to_vec();
+    let after = Labels::from_pairs([("__name__", "z_plain")]).to_vec();
     {
         let db = Db::open(opts(tmp.path())).await.expect("open");
         let mut b = crate::WriteBatch::new();
+        b.add_series(&before, &[Sample::new(t0, 1.0)]);
         b.add_series(&labels, &written[..4]);
+        b.add_series(&after, &[Sample::new(t0, 2.0)]);
         db.append(&b).await.expect("append");
         db.flush_head().await.expect("flush");
         let mut b = crate::WriteBatch::new();
@@ -389,6 +395,14 @@ async fn start_timestamps_survive_wal_replay_blocks_and_compaction() {
     db.compact().await.expect("compact");
     assert_eq!(db.blocks().len(), 1);
     assert_eq!(starts(&db).await, want);
+    for name in ["a_plain", "z_plain"] {
+        let got = db
+            .select(&[Matcher::equal("__name__", name)], i64::MIN, i64::MAX)
+            .await
+            .expect("select");
+        assert_eq!(got[0].timestamps, [t0], "{name}");
+        assert!(got[0].start_timestamps.is_empty(), "{name}");
+    }
     // A series without start timestamps reads back without any.
     let mut b = crate::WriteBatch::new();
     let plain = Labels::from_pairs([("__name__", "up")]).to_vec();
