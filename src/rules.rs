@@ -47,7 +47,7 @@ pub fn query_fn<R: SeriesReader>(engine: Arc<Engine>, reader: Arc<R>) -> QueryFn
 /// LogQL instant metric queries (Loki ruler rules) over `logs` as
 /// `tenant`, within `limits`; times in ms as the rule engine uses them.
 pub fn logql_query_fn(
-    logs: Arc<sightline_storage::logs::LogDb>,
+    logs: Arc<dyn sightline_storage::logs::LogReader>,
     limits: Arc<sightline_query::logql::LogqlLimits>,
     tenant: String,
 ) -> QueryFn {
@@ -164,7 +164,7 @@ impl Rules {
         reader: Arc<R>,
         db: Db,
         logs: Option<(
-            Arc<sightline_storage::logs::LogDb>,
+            Arc<dyn sightline_storage::logs::LogReader>,
             Arc<sightline_query::logql::LogqlLimits>,
         )>,
         config_path: Option<PathBuf>,

@@ -172,7 +172,7 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         query_state.engine.clone(),
         fleet,
         db.clone(),
-        Some((logs.clone(), Arc::new(cfg.logs.query.clone()))),
+        Some((loki_state.reader.clone(), Arc::new(cfg.logs.query.clone()))),
         config_path,
         flags,
     )?);
