@@ -60,6 +60,9 @@ pub struct SiteSection {
     /// sending a notification the sites before it may have sent (default
     /// `15s`, as Alertmanager's `--cluster.peer-timeout`).
     pub peer_wait: Option<String>,
+    /// How often the peers are probed (recorded as `sightline_peer_up`;
+    /// default `5s`).
+    pub probe_interval: Option<String>,
 }
 
 /// One entry of `site.peers`.
@@ -321,6 +324,8 @@ pub struct SiteConfig {
     pub peer_timeout: Duration,
     /// Notification wait per position.
     pub peer_wait: Duration,
+    /// Peer probe interval.
+    pub probe_interval: Duration,
 }
 
 impl SiteConfig {
@@ -592,6 +597,13 @@ fn resolve_site(s: &SiteSection) -> anyhow::Result<SiteConfig> {
         Some(t) => parse_duration(t).context("site.peer_wait")?,
         None => Duration::from_secs(15),
     };
+    let probe_interval = match &s.probe_interval {
+        Some(t) => parse_duration(t).context("site.probe_interval")?,
+        None => Duration::from_secs(5),
+    };
+    if probe_interval.is_zero() {
+        bail!("site.probe_interval must be positive");
+    }
     let mut peers = Vec::new();
     for (i, p) in s.peers.iter().enumerate() {
         if p.name.is_empty() || p.name == name {
@@ -610,6 +622,7 @@ fn resolve_site(s: &SiteSection) -> anyhow::Result<SiteConfig> {
         peers,
         peer_timeout,
         peer_wait,
+        probe_interval,
     })
 }
 

@@ -85,6 +85,48 @@ async fn metrics(State(st): State<NodeState>) -> impl IntoResponse {
     )
 }
 
+/// Probes the peer sites every `every` until shutdown and records what it
+/// finds as `sightline_peer_up{site="<this site>", peer="<site>"}` (1
+/// ready, 0 not) in this site's storage, for rules (a site no other site
+/// reaches pages) and dashboards.
+async fn probe_peers(
+    site: String,
+    peers: Arc<sightline_query::fanout::PeerSet>,
+    db: Db,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = sightline_storage::now_ms();
+        let found = peers.probe().await;
+        let labels: Vec<Vec<sightline_storage::Label>> = found
+            .iter()
+            .map(|(name, _)| {
+                sightline_storage::Labels::from_pairs([
+                    ("__name__", "sightline_peer_up"),
+                    ("peer", name.as_str()),
+                    ("site", site.as_str()),
+                ])
+                .to_vec()
+            })
+            .collect();
+        let mut batch = sightline_storage::WriteBatch::new();
+        for (l, (_, ready)) in labels.iter().zip(&found) {
+            batch.add_series(
+                l,
+                &[sightline_storage::Sample::new(now, if *ready { 1.0 } else { 0.0 })],
+            );
+        }
+        if let Err(e) = db.append(&batch).await {
+            tracing::warn!(error = %e, "cannot record the peer sites' health");
+        }
+    }
+}
+
 /// Cuts the logs head into blocks when due (at once when a push finds it
 /// full), applies retention and merges small blocks, every 10 seconds
 /// until shutdown.
@@ -165,7 +207,10 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         )),
         limits: Arc::new(cfg.logs.query.clone()),
     };
-    let fleet = Arc::new(sightline_query::fanout::FanoutReader::new(Arc::new(db.clone()), peers));
+    let fleet = Arc::new(sightline_query::fanout::FanoutReader::new(
+        Arc::new(db.clone()),
+        peers.clone(),
+    ));
     let query_state = ApiState::with_engine(fleet.clone(), cfg.query.clone()).with_metadata(db.metadata());
     let rules = Arc::new(Rules::start(
         &cfg,
@@ -234,6 +279,15 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .map(|am| tokio::spawn(am.run(stop_rx.clone())));
     let sighup = tokio::spawn(reload_on_sighup(rules.clone()));
     let inventory = tokio::spawn(rules.clone().run_inventory(stop_rx.clone()));
+    let prober = (!cfg.site.peers.is_empty()).then(|| {
+        tokio::spawn(probe_peers(
+            cfg.site.name.clone(),
+            peers.clone(),
+            db.clone(),
+            cfg.site.probe_interval,
+            stop_rx.clone(),
+        ))
+    });
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(http, app)
@@ -277,6 +331,10 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
     }
     sighup.abort();
     let _ = inventory.await;
+    if let Some(p) = prober {
+        // Before the storage flush: its last append must be in the head.
+        let _ = p.await;
+    }
     rules.manager.stop().await;
     let _ = notifier.await;
     if let Some(d) = dispatcher {

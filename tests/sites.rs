@@ -30,7 +30,7 @@ fn site_config(dir: &Path, i: usize, http: &[SocketAddr; 3], extra: &str) -> Str
     std::fs::write(
         &path,
         format!(
-            "site:\n  name: {}\n  peer_timeout: 500ms\n  peer_wait: 2s\n  peers:\n{peers}{extra}",
+            "site:\n  name: {}\n  peer_timeout: 500ms\n  peer_wait: 2s\n  probe_interval: 1s\n  peers:\n{peers}{extra}",
             SITES[i]
         ),
     )
@@ -281,4 +281,43 @@ fn fleet_alerts_page_once_from_three_sites_and_after_one_is_lost() {
     let bodies: Vec<String> = webhook.bodies().into_iter().map(|(_, b)| b).collect();
     assert_eq!(bodies.len(), 2, "the change paged more than once: {bodies:#?}");
     assert_eq!(firing(&bodies[1]), ["node-1", "node-2"]);
+}
+
+/// Each site probes its peers into `sightline_peer_up`; when a site dies,
+/// the survivors' rule (the rule pack's expression) pages once.
+#[test]
+fn a_site_no_other_site_reaches_pages_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let webhook = Receiver::start();
+    std::fs::write(
+        tmp.path().join("rules.yml"),
+        "groups:\n  - name: sites\n    rules:\n      - alert: SightlineSiteUnreachable\n        expr: max by (peer) (sightline_peer_up) == 0\n",
+    )
+    .expect("rules");
+    std::fs::write(
+        tmp.path().join("am.yml"),
+        format!(
+            "route:\n  receiver: pager\n  group_by: [alertname, peer]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{}/page\n",
+            webhook.port
+        ),
+    )
+    .expect("am config");
+    let extra = "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalertmanager_config: am.yml\n";
+    let (mut sites, _) = start_sites(tmp.path(), extra);
+    // Every site has probed both of its peers.
+    wait_for("six probe series", 20, || {
+        let (_, body, _) = query(&sites[0], "count(sightline_peer_up == 1)", &[]);
+        (body["data"]["result"][0]["value"][1] == "6").then_some(())
+    });
+    assert!(webhook.bodies().is_empty(), "paged while every site was up");
+    sites[2].kill9();
+    wait_for("the page for dc3", 30, || (!webhook.bodies().is_empty()).then_some(()));
+    // dc2 waits its turn (2 s) and finds dc1's notification.
+    std::thread::sleep(Duration::from_secs(6));
+    let bodies = webhook.bodies();
+    assert_eq!(bodies.len(), 1, "paged more than once: {bodies:#?}");
+    let page: Value = serde_json::from_str(&bodies[0].1).expect("json");
+    assert_eq!(page["alerts"][0]["labels"]["peer"], "dc3", "{page}");
+    assert_eq!(page["alerts"][0]["labels"]["alertname"], "SightlineSiteUnreachable");
 }

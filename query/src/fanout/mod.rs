@@ -155,6 +155,24 @@ impl PeerSet {
         self.peers.is_empty()
     }
 
+    /// Asks every peer's `/-/ready`, in parallel: (name, ready) per peer.
+    /// A ready peer is asked by reads again at once (a returning site is
+    /// back in the answers at the next probe); one that is not is skipped
+    /// by reads for a while.
+    pub async fn probe(&self) -> Vec<(String, bool)> {
+        let asks = self.peers.iter().map(|p| async move {
+            let url = format!("{}/-/ready", p.peer.url.trim_end_matches('/'));
+            let ready = tokio::time::timeout(self.timeout, self.client.get(&url).send())
+                .await
+                .is_ok_and(|r| r.is_ok_and(|r| r.status().is_success()));
+            if let Ok(mut d) = p.down_until.lock() {
+                *d = (!ready).then(|| Instant::now() + DOWN_BACKOFF);
+            }
+            (p.peer.name.clone(), ready)
+        });
+        futures::future::join_all(asks).await
+    }
+
     /// Asks every peer for `path` with `params`, in parallel; returns the
     /// bodies of those that answered. A peer that did not answer is
     /// reported through the request's scope (an error when strict).
