@@ -219,29 +219,44 @@ fn queries_span_sites_count_dual_shipped_data_once_and_survive_a_lost_site() {
     assert!(back.get("warnings").is_none(), "{back}");
 }
 
-/// Every site evaluates the fleet's rules over the fleet's data and has
-/// the same Alertmanager configuration; the receiver must see each change
-/// of an alert group once, also after the first site is killed.
-#[test]
-fn fleet_alerts_page_once_from_three_sites_and_after_one_is_lost() {
-    let tmp = tempfile::tempdir().expect("tmp");
+/// Starts the three sites evaluating one alert rule (`expr` true `for`
+/// long) every second, each with a built-in Alertmanager paging one
+/// webhook (`/page`), grouped by `group_by`.
+fn start_alerting_sites(
+    dir: &Path,
+    alert: &str,
+    (expr, for_): (&str, &str),
+    group_by: &str,
+) -> (Vec<Server>, Receiver) {
     let webhook = Receiver::start();
     std::fs::write(
-        tmp.path().join("rules.yml"),
-        "groups:\n  - name: fleet\n    rules:\n      - alert: NodeDown\n        expr: up == 0\n",
+        dir.join("rules.yml"),
+        format!(
+            "groups:\n  - name: fleet\n    rules:\n      - alert: {alert}\n        expr: {expr}\n        for: {for_}\n"
+        ),
     )
     .expect("rules");
     std::fs::write(
-        tmp.path().join("am.yml"),
+        dir.join("am.yml"),
         format!(
-            "route:\n  receiver: pager\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+            "route:\n  receiver: pager\n  group_by: [{group_by}]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
              receivers:\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{}/page\n",
             webhook.port
         ),
     )
     .expect("am config");
     let extra = "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalertmanager_config: am.yml\n";
-    let (mut sites, _) = start_sites(tmp.path(), extra);
+    let (sites, _) = start_sites(dir, extra);
+    (sites, webhook)
+}
+
+/// Every site evaluates the fleet's rules over the fleet's data and has
+/// the same Alertmanager configuration; the receiver must see each change
+/// of an alert group once, also after the first site is killed.
+#[test]
+fn fleet_alerts_page_once_from_three_sites_and_after_one_is_lost() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (mut sites, webhook) = start_alerting_sites(tmp.path(), "NodeDown", ("up == 0", "0s"), "alertname");
     let pages = || webhook.bodies().into_iter().filter(|(p, _)| p == "/page").count();
     let firing = |body: &str| -> Vec<String> {
         let v: Value = serde_json::from_str(body).expect("webhook json");
@@ -288,23 +303,14 @@ fn fleet_alerts_page_once_from_three_sites_and_after_one_is_lost() {
 #[test]
 fn a_site_no_other_site_reaches_pages_once() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let webhook = Receiver::start();
-    std::fs::write(
-        tmp.path().join("rules.yml"),
-        "groups:\n  - name: sites\n    rules:\n      - alert: SightlineSiteUnreachable\n        expr: max by (peer) (sightline_peer_up) == 0\n",
-    )
-    .expect("rules");
-    std::fs::write(
-        tmp.path().join("am.yml"),
-        format!(
-            "route:\n  receiver: pager\n  group_by: [alertname, peer]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: pager\n    webhook_configs:\n      - url: http://127.0.0.1:{}/page\n",
-            webhook.port
-        ),
-    )
-    .expect("am config");
-    let extra = "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalertmanager_config: am.yml\n";
-    let (mut sites, _) = start_sites(tmp.path(), extra);
+    let (mut sites, webhook) = start_alerting_sites(
+        tmp.path(),
+        "SightlineSiteUnreachable",
+        // A few seconds, so a site still starting when first probed does
+        // not page.
+        ("max by (peer) (sightline_peer_up) == 0", "3s"),
+        "alertname, peer",
+    );
     // Every site has probed both of its peers.
     wait_for("six probe series", 20, || {
         let (_, body, _) = query(&sites[0], "count(sightline_peer_up == 1)", &[]);

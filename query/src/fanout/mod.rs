@@ -157,16 +157,16 @@ impl PeerSet {
 
     /// Asks every peer's `/-/ready`, in parallel: (name, ready) per peer.
     /// A ready peer is asked by reads again at once (a returning site is
-    /// back in the answers at the next probe); one that is not is skipped
-    /// by reads for a while.
+    /// back in the answers at the next probe); a peer that is not ready is
+    /// left to the reads to judge (a site still starting is not skipped).
     pub async fn probe(&self) -> Vec<(String, bool)> {
         let asks = self.peers.iter().map(|p| async move {
             let url = format!("{}/-/ready", p.peer.url.trim_end_matches('/'));
             let ready = tokio::time::timeout(self.timeout, self.client.get(&url).send())
                 .await
                 .is_ok_and(|r| r.is_ok_and(|r| r.status().is_success()));
-            if let Ok(mut d) = p.down_until.lock() {
-                *d = (!ready).then(|| Instant::now() + DOWN_BACKOFF);
+            if ready && let Ok(mut d) = p.down_until.lock() {
+                *d = None;
             }
             (p.peer.name.clone(), ready)
         });
