@@ -196,8 +196,8 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
             .with_context(|| format!("cannot open log storage in {}", cfg.logs.db.dir.display()))?,
     );
     let log_ingest = LogIngest::new(logs.clone(), cfg.logs.ingest.clone());
-    // Queries span the peer sites; rules and the internal APIs read this
-    // site's storage only.
+    // Queries and rules span the peer sites; the internal APIs (what the
+    // peers read) serve this site's storage only.
     let peers = sightline_query::fanout::PeerSet::new(cfg.site.peers.clone(), cfg.site.peer_timeout);
     let loki_state = LokiState {
         reader: Arc::new(sightline_query::fanout::logs::FanoutLogReader::new(
