@@ -39,14 +39,29 @@ pub struct Server {
 
 impl Server {
     /// Starts the binary on fresh ports and waits until `/-/ready` is 200.
+    /// A free port can be taken by another process before the binary binds
+    /// it (tests run in parallel): then it starts again on other ports.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        Self::start_on(data_dir, http, grpc, extra)
+        let mut attempts = 0;
+        loop {
+            let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            match Self::try_start_on(data_dir, http, grpc, extra) {
+                Ok(s) => return s,
+                Err(log) if attempts < 3 && log.contains("Address already in use") => attempts += 1,
+                Err(log) => panic!("{log}"),
+            }
+        }
     }
 
     /// Starts the binary on the given addresses.
     pub fn start_on(data_dir: &Path, http: SocketAddr, grpc: SocketAddr, extra: &[&str]) -> Server {
+        Self::try_start_on(data_dir, http, grpc, extra).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    /// Starts the binary on the given addresses; the error is why it did
+    /// not become ready, with its log.
+    fn try_start_on(data_dir: &Path, http: SocketAddr, grpc: SocketAddr, extra: &[&str]) -> Result<Server, String> {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = data_dir.with_extension(format!("log.{}", std::process::id()));
         let logf = std::fs::OpenOptions::new()
@@ -74,27 +89,30 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             log,
         };
-        s.wait_ready();
-        s
+        s.wait_ready()?;
+        Ok(s)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = client();
         while Instant::now() < deadline {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                panic!("sightline exited during start-up with {status}: {}", self.log_text());
+                return Err(format!(
+                    "sightline exited during start-up with {status}: {}",
+                    self.log_text()
+                ));
             }
             if let Ok(r) = client.get(self.url("/-/ready")).send()
                 && r.status().is_success()
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("sightline not ready after 60 s: {}", self.log_text());
+        Err(format!("sightline not ready after 60 s: {}", self.log_text()))
     }
 
     /// The server's log so far.
