@@ -229,6 +229,22 @@ struct ResolvedCohort<'a> {
     matchers: Vec<PromMatcher>,
 }
 
+impl ResolvedCohort<'_> {
+    /// The error of this cohort's `what` query failing.
+    fn query_error(&self, what: &'static str) -> impl Fn(QueryError) -> EfficiencyError + '_ {
+        move |source| EfficiencyError::Query {
+            cohort: self.spec.name.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Adds a query's warnings to the report's, naming this cohort.
+    fn note_warnings(&self, found: Vec<String>, warnings: &mut Vec<String>) {
+        warnings.extend(found.into_iter().map(|w| format!("{}: {w}", self.spec.name)));
+    }
+}
+
 /// Makes the report `cfg` asks for over `reader`'s data.
 pub async fn run<R: SeriesReader>(engine: &Engine, reader: &R, cfg: &ReportConfig) -> Result<Report, EfficiencyError> {
     let config_err = |m: String| EfficiencyError::Config(m);
@@ -414,14 +430,10 @@ async fn evaluate<R: SeriesReader>(
     what: &'static str,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<i64, f64>, EfficiencyError> {
-    let err = |source| EfficiencyError::Query {
-        cohort: c.spec.name.clone(),
-        what,
-        source,
-    };
-    let q = with_matchers(query, &c.matchers).map_err(err)?;
-    let result = engine.range(reader, &q, c.start, c.end, step).await.map_err(err)?;
-    warnings.extend(result.warnings.into_iter().map(|w| format!("{}: {w}", c.spec.name)));
+    let err = c.query_error(what);
+    let q = with_matchers(query, &c.matchers).map_err(&err)?;
+    let result = engine.range(reader, &q, c.start, c.end, step).await.map_err(&err)?;
+    c.note_warnings(result.warnings, warnings);
     let mut out = BTreeMap::new();
     match result.value {
         QueryValue::Matrix(series) => {
@@ -453,21 +465,17 @@ async fn latency_of<R: SeriesReader>(
     selector: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Option<LatencySummary>, EfficiencyError> {
-    let err = |source| EfficiencyError::Query {
-        cohort: c.spec.name.clone(),
-        what: "latency",
-        source,
-    };
-    let expr = crate::promql::parse(selector).map_err(err)?;
+    let err = c.query_error("latency");
+    let expr = crate::promql::parse(selector).map_err(&err)?;
     if !matches!(expr, Expr::VectorSelector(_)) {
         return Err(EfficiencyError::Config(format!(
             "latency {selector:?} must be a selector of histogram buckets, e.g. scan_duration_seconds_bucket{{job=\"scanner\"}}"
         )));
     }
-    let selector = with_matchers(selector, &c.matchers).map_err(err)?;
+    let selector = with_matchers(selector, &c.matchers).map_err(&err)?;
     let q = format!("sum by (le) (increase({selector}[{}ms]))", c.end - c.start);
-    let result = engine.instant(reader, &q, c.end).await.map_err(err)?;
-    warnings.extend(result.warnings.into_iter().map(|w| format!("{}: {w}", c.spec.name)));
+    let result = engine.instant(reader, &q, c.end).await.map_err(&err)?;
+    c.note_warnings(result.warnings, warnings);
     let QueryValue::Vector(samples) = result.value else {
         return Ok(None);
     };
