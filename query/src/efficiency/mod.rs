@@ -199,6 +199,10 @@ pub struct CohortResult {
     pub efficiency_interval: [f64; 2],
     /// Latency percentiles, when a latency histogram is named and has data.
     pub latency: Option<LatencySummary>,
+    /// Each evaluation window's efficiency: `[end of the window in Unix
+    /// seconds, work / resource]` (the windows behind the figures above,
+    /// for a chart; a window without resource used has none).
+    pub per_window: Vec<[f64; 2]>,
 }
 
 /// The candidate's efficiency relative to the baseline's.
@@ -297,15 +301,17 @@ pub async fn run<R: SeriesReader>(engine: &Engine, reader: &R, cfg: &ReportConfi
 
     let mut warnings = Vec::new();
     let mut windows = Vec::new();
+    let mut per_window = Vec::new();
     let mut latencies = Vec::new();
     for c in &cohorts {
         let work = evaluate(engine, reader, c, &cfg.work.query, step, "work", &mut warnings).await?;
         let resource = evaluate(engine, reader, c, &cfg.resource.query, step, "resource", &mut warnings).await?;
-        let pairs: Vec<(f64, f64)> = work
+        let timed: Vec<(i64, f64, f64)> = work
             .iter()
-            .filter_map(|(t, w)| resource.get(t).map(|r| (*w, *r)))
-            .filter(|(w, r)| w.is_finite() && r.is_finite())
+            .filter_map(|(t, w)| resource.get(t).map(|r| (*t, *w, *r)))
+            .filter(|(_, w, r)| w.is_finite() && r.is_finite())
             .collect();
+        let pairs: Vec<(f64, f64)> = timed.iter().map(|&(_, w, r)| (w, r)).collect();
         if pairs.len() < 2 {
             return Err(EfficiencyError::NotEnoughData(format!(
                 "cohort {:?} has {} evaluation windows with both a work and a resource value (work had {}, resource {}); at least 2 are needed: check the queries and matchers, widen the time range or shorten the step",
@@ -323,6 +329,13 @@ pub async fn run<R: SeriesReader>(engine: &Engine, reader: &R, cfg: &ReportConfi
             )));
         }
         windows.push(pairs);
+        per_window.push(
+            timed
+                .iter()
+                .filter(|(_, _, r)| *r > 0.0)
+                .map(|&(t, w, r)| [t as f64 / 1000.0, w / r])
+                .collect::<Vec<_>>(),
+        );
         latencies.push(match &cfg.latency {
             Some(sel) => latency_of(engine, reader, c, sel, &mut warnings).await?,
             None => None,
@@ -345,8 +358,9 @@ pub async fn run<R: SeriesReader>(engine: &Engine, reader: &R, cfg: &ReportConfi
         .iter()
         .zip(&windows)
         .zip(latencies)
+        .zip(per_window)
         .enumerate()
-        .map(|(i, ((c, w), latency))| {
+        .map(|(i, (((c, w), latency), per_window))| {
             let n = w.len() as f64;
             CohortResult {
                 name: c.spec.name.clone(),
@@ -365,6 +379,7 @@ pub async fn run<R: SeriesReader>(engine: &Engine, reader: &R, cfg: &ReportConfi
                     blocks[i],
                 ),
                 latency,
+                per_window,
             }
         })
         .collect();
@@ -602,6 +617,20 @@ mod tests {
         assert_eq!((vm.name.as_str(), vm.windows), ("vm", 288));
         // About 1000 messages per CPU-second on VMs, by construction.
         assert!((vm.efficiency - 1000.0).abs() < 50.0, "{vm:?}");
+        // The chart's points: one per window, in time order, around the
+        // cohort's efficiency.
+        assert_eq!(vm.per_window.len(), 288);
+        assert!(
+            vm.per_window.windows(2).all(|p| p[0][0] + 300.0 == p[1][0]),
+            "{:?}",
+            &vm.per_window[..3]
+        );
+        let mean = vm.per_window.iter().map(|p| p[1]).sum::<f64>() / 288.0;
+        assert!(
+            (mean - vm.efficiency).abs() < 0.05 * vm.efficiency,
+            "{mean} vs {}",
+            vm.efficiency
+        );
         let (vl, kl) = (
             vm.latency.as_ref().expect("vm latency"),
             k8s.latency.as_ref().expect("k8s latency"),
