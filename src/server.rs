@@ -240,7 +240,8 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         .merge(sightline_query::fanout::internal_router(Arc::new(db.clone())))
         .merge(sightline_query::fanout::logs::internal_router(logs.clone()))
         .merge(sightline_alerting::api::router(rules.manager.clone()))
-        .merge(sightline_alerting::api::inventory_router(rules.inventory.clone()));
+        .merge(sightline_alerting::api::inventory_router(rules.inventory.clone()))
+        .merge(sightline_dashboards::router());
     let app = match &rules.alertmanager {
         Some(am) => app.merge(sightline_alerting::am::api::router(am.clone())),
         None => app,
