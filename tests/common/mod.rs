@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod receiver;
+pub mod sample_data;
 #[allow(unused_imports)]
 pub use receiver::Receiver;
 
