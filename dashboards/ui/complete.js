@@ -22,18 +22,44 @@ const LOGQL_WORDS = [
   "json", "logfmt", "regexp", "pattern", "line_format", "label_format", "unwrap", "drop", "keep",
 ];
 
+/**
+ * Where `before` (the text left of the cursor) ends: inside a string
+ * (`quote`, with the index of its opening), inside a selector's braces
+ * (`brace`, the index of the open `{`), or neither.
+ */
+function scan(before) {
+  let quote = null;
+  let quoteAt = -1;
+  let brace = -1;
+  for (let i = 0; i < before.length; i++) {
+    const c = before[i];
+    if (quote) {
+      if (c === "\\" && quote !== "`") i++;
+      else if (c === quote) quote = null;
+    } else if (c === '"' || c === "'" || c === "`") {
+      quote = c;
+      quoteAt = i;
+    } else if (c === "{") brace = i;
+    else if (c === "}") brace = -1;
+  }
+  return { quote, quoteAt, brace };
+}
+
 /** What to complete at the end of `before` (the text left of the cursor). */
 export function context(before, loki) {
-  const open = (before.match(/\{/g) || []).length > (before.match(/\}/g) || []).length;
-  if (open) {
-    const brace = before.lastIndexOf("{");
+  const { quote, quoteAt, brace } = scan(before);
+  if (brace >= 0) {
     const selectorMetric = (before.slice(0, brace).match(/([a-zA-Z_:][\w:]*)\s*$/) || [])[1];
-    const value = before.match(/([a-zA-Z_][\w]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)$/);
-    if (value) return { kind: "value", label: value[1], prefix: value[3], metric: selectorMetric };
+    if (quote) {
+      // A label value: the string follows `name op`.
+      const m = before.slice(brace, quoteAt).match(/([a-zA-Z_][\w]*)\s*(=~|!~|!=|=)\s*$/);
+      return m ? { kind: "value", label: m[1], prefix: before.slice(quoteAt + 1), metric: selectorMetric } : null;
+    }
     const name = before.match(/[{,]\s*([a-zA-Z_][\w]*)?$/);
     if (name) return { kind: "label", prefix: name[1] || "", metric: selectorMetric };
     return null;
   }
+  if (quote) return null;
   const word = before.match(/([a-zA-Z_:][\w:]*)$/);
   if (word) return { kind: loki ? "logql-word" : "word", prefix: word[1] };
   return null;
