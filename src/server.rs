@@ -302,6 +302,11 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, flags: Overrides) 
         tonic::transport::Server::builder()
             .add_service(sightline_ingest::otlp::grpc_service(ingest.clone()))
             .add_service(sightline_ingest::otlp::logs::grpc_service(log_ingest.clone()))
+            .add_service(sightline_ingest::ship::server::service(
+                ingest.clone(),
+                log_ingest.clone(),
+                stop_rx.clone(),
+            ))
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), async move {
                 let _ = grpc_stop.wait_for(|s| *s).await;
             }),

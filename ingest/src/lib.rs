@@ -19,6 +19,7 @@ pub mod loki;
 pub mod otlp;
 pub mod remote_write;
 pub mod scrape;
+pub mod ship;
 pub mod stats;
 pub mod syslog;
 #[cfg(test)]

@@ -1,14 +1,16 @@
 //! The collector agent (`sightline agent --config FILE`): scrapes the
 //! Prometheus targets of its node (static and `file_sd` targets, with
 //! relabelling), adds the node's identity labels, and ships the samples to
-//! its site's ingest by remote write, failing over to the next site in its
-//! list when one does not answer.
+//! its site's ingest, failing over to the next site in its list when one
+//! does not answer, or to the first two sites at once (`replication_factor`).
 //!
 //! Scraped batches go through a bounded on-disk buffer ([`buffer`]) so a
 //! site outage or an agent restart loses nothing within its size limit.
-//! Log files are tailed ([`tail`]) and shipped the same way by Loki push.
-//! Still to come (issue 6): the gRPC stream with acknowledgements, dual
-//! shipping, the systemd journal.
+//! Log files are tailed ([`tail`]) and shipped the same way. Two
+//! transports: `sites` (one gRPC stream per site carrying metrics and
+//! logs, each batch acknowledged once durable: [`crate::ship`]), or
+//! `remote_write` and `loki_push` URLs (plain HTTP, to Sightline or to
+//! Prometheus and Loki themselves).
 
 pub mod buffer;
 pub mod tail;
@@ -28,6 +30,8 @@ use tokio::sync::mpsc;
 use crate::remote_write::proto;
 use crate::scrape::relabel::{Relabel, RelabelConfig};
 use crate::scrape::target::{self, Sample, ScrapeState, Target, TargetSpec};
+use crate::ship::Kind;
+use crate::ship::client::{ShipError, SiteStream};
 use buffer::DiskBuffer;
 
 /// The agent's configuration file.
@@ -44,7 +48,13 @@ pub struct AgentConfig {
     /// What to scrape, in Prometheus' spelling.
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
-    /// Where to ship, in order of preference (the node's own site first).
+    /// The sites to ship metrics and logs to over one gRPC stream each
+    /// (their `--grpc-listen`), in order of preference (own site first).
+    #[serde(default)]
+    pub sites: Vec<SiteConfig>,
+    /// Where to ship metrics by HTTP remote write instead, in order of
+    /// preference (the node's own site first).
+    #[serde(default)]
     pub remote_write: Vec<RemoteWriteConfig>,
     /// The on-disk buffer of unshipped data.
     #[serde(default)]
@@ -177,6 +187,14 @@ pub struct FileSdConfig {
     pub files: Vec<String>,
 }
 
+/// A `sites` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The site's gRPC address, e.g. `http://ingest.ams:4317`.
+    pub url: String,
+}
+
 /// A `remote_write` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,22 +209,39 @@ impl AgentConfig {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let cfg: AgentConfig =
             serde_saphyr::from_str(&text).map_err(|e| format!("invalid agent config {}: {e}", path.display()))?;
-        if cfg.remote_write.is_empty() {
-            return Err("remote_write: name at least one site's ingest URL".into());
-        }
-        let sites = cfg.remote_write.len().min(if cfg.loki_push.is_empty() {
-            usize::MAX
+        let sites = if cfg.sites.is_empty() {
+            if cfg.remote_write.is_empty() {
+                return Err("sites: name at least one site's gRPC address (or remote_write: an ingest URL)".into());
+            }
+            if !cfg.log_files.is_empty() && cfg.loki_push.is_empty() {
+                return Err("log_files need loki_push: name at least one site's /loki/api/v1/push URL".into());
+            }
+            cfg.remote_write.len().min(if cfg.loki_push.is_empty() {
+                usize::MAX
+            } else {
+                cfg.loki_push.len()
+            })
         } else {
-            cfg.loki_push.len()
-        });
+            if !cfg.remote_write.is_empty() || !cfg.loki_push.is_empty() {
+                return Err(
+                    "sites carries metrics and logs; remote_write and loki_push are for shipping over HTTP instead: set one or the other".into(),
+                );
+            }
+            for (i, s) in cfg.sites.iter().enumerate() {
+                if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+                    return Err(format!(
+                        "sites[{i}].url {:?} must be http://host:port (the site's --grpc-listen)",
+                        s.url
+                    ));
+                }
+            }
+            cfg.sites.len()
+        };
         if cfg.replication_factor == 0 || cfg.replication_factor > sites {
             return Err(format!(
-                "replication_factor {} must be between 1 and the number of sites in remote_write (and loki_push): {sites}",
+                "replication_factor {} must be between 1 and the number of sites ({sites})",
                 cfg.replication_factor
             ));
-        }
-        if !cfg.log_files.is_empty() && cfg.loki_push.is_empty() {
-            return Err("log_files need loki_push: name at least one site's /loki/api/v1/push URL".into());
         }
         for (i, sc) in cfg.scrape_configs.iter().enumerate() {
             cfg.durations(sc)
@@ -433,6 +468,9 @@ pub async fn run(
             }
         }
     };
+    // With `sites`, one stream per site carries both metrics and logs.
+    let streams: Option<Vec<Arc<SiteStream>>> =
+        (!cfg.sites.is_empty()).then(|| cfg.sites.iter().map(|s| Arc::new(SiteStream::new(&s.url))).collect());
     let log_shipper = if cfg.log_files.is_empty() {
         None
     } else {
@@ -491,7 +529,10 @@ pub async fn run(
         Some(ship(
             client.clone(),
             Destinations {
-                urls: cfg.loki_push.iter().map(|r| r.url.clone()).collect(),
+                sites: match &streams {
+                    Some(s) => s.iter().cloned().map(Site::Stream).collect(),
+                    None => cfg.loki_push.iter().map(|r| Site::Http(r.url.clone())).collect(),
+                },
                 replicas: cfg.replication_factor,
             },
             log_buffer,
@@ -502,7 +543,10 @@ pub async fn run(
     let shipper = ship(
         client,
         Destinations {
-            urls: cfg.remote_write.iter().map(|r| r.url.clone()).collect(),
+            sites: match &streams {
+                Some(s) => s.iter().cloned().map(Site::Stream).collect(),
+                None => cfg.remote_write.iter().map(|r| Site::Http(r.url.clone())).collect(),
+            },
             replicas: cfg.replication_factor,
         },
         buffer,
@@ -594,10 +638,27 @@ const SHIP_QUEUE_BATCHES: usize = 1024;
 /// Most samples in one remote-write request.
 const MAX_SAMPLES_PER_SEND: usize = 2000;
 
+/// One site a buffer ships to.
+enum Site {
+    /// A remote write or Loki push URL.
+    Http(String),
+    /// The site's ship stream (shared by metrics and logs).
+    Stream(Arc<SiteStream>),
+}
+
+impl Site {
+    fn name(&self) -> &str {
+        match self {
+            Site::Http(url) => url,
+            Site::Stream(s) => s.url(),
+        }
+    }
+}
+
 /// The sites a buffer ships to, in order of preference (own site first),
 /// and how many must hold each batch.
 struct Destinations {
-    urls: Vec<String>,
+    sites: Vec<Site>,
     replicas: usize,
 }
 
@@ -619,11 +680,25 @@ async fn ship(
         // Sites done with this batch (acknowledged or refused for good).
         let mut done: Vec<usize> = Vec::with_capacity(dest.replicas);
         'sent: loop {
-            for (i, url) in dest.urls.iter().enumerate() {
+            for (i, site) in dest.sites.iter().enumerate() {
                 if done.contains(&i) {
                     continue;
                 }
-                match send(&client, url, &body, payload).await {
+                let url = site.name();
+                let sent = match site {
+                    Site::Http(url) => send(&client, url, &body, payload).await,
+                    Site::Stream(stream) => {
+                        let kind = match payload {
+                            Payload::RemoteWrite => Kind::RemoteWrite,
+                            Payload::LokiPush => Kind::LokiPush,
+                        };
+                        stream.send(kind, body.clone()).await.map_err(|e| match e {
+                            ShipError::Retry(m) => Retry::Yes(m),
+                            ShipError::Refused(m) => Retry::No(m),
+                        })
+                    }
+                };
+                match sent {
                     Ok(()) => done.push(i),
                     Err(Retry::No(e)) => {
                         tracing::warn!(url = %url, error = %e, "a site refused a batch; not resending it there");
@@ -724,7 +799,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("agent.yml");
         std::fs::write(&p, "scrape_configs: []\nremote_write: []\n").expect("write");
-        assert!(AgentConfig::load(&p).unwrap_err().contains("remote_write"));
+        assert!(AgentConfig::load(&p).unwrap_err().contains("sites: name at least one site"));
         std::fs::write(
             &p,
             "remote_write: [{url: 'http://x/api/v1/write'}]\nscrape_configs:\n  - job_name: n\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
@@ -741,6 +816,27 @@ mod tests {
         assert!(AgentConfig::load(&p).unwrap_err().contains("replication_factor 2"));
         std::fs::write(&p, "remote_write: [{url: 'u'}, {url: 'v'}]\nreplication_factor: 2\n").expect("write");
         assert_eq!(AgentConfig::load(&p).expect("two sites").replication_factor, 2);
+        // sites carry logs too; HTTP URLs beside them would be ambiguous.
+        std::fs::write(
+            &p,
+            "sites: [{url: 'http://a:4317'}]
+remote_write: [{url: 'http://a/api/v1/write'}]
+",
+        )
+        .expect("write");
+        assert!(AgentConfig::load(&p).unwrap_err().contains("set one or the other"));
+        std::fs::write(&p, "sites: [{url: 'a:4317'}]
+").expect("write");
+        assert!(AgentConfig::load(&p).unwrap_err().contains("sites[0].url \"a:4317\""));
+        std::fs::write(
+            &p,
+            "sites: [{url: 'http://a:4317'}, {url: 'http://b:4317'}]
+replication_factor: 2
+log_files: [{paths: ['x.log']}]
+",
+        )
+        .expect("write");
+        assert_eq!(AgentConfig::load(&p).expect("sites with logs").sites.len(), 2);
     }
 
     #[test]
@@ -782,6 +878,6 @@ mod example_tests {
         let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../agent.example.yml"));
         let cfg = super::AgentConfig::load(path).expect("agent.example.yml loads");
         assert_eq!(cfg.scrape_configs.len(), 2);
-        assert_eq!(cfg.remote_write.len(), 2);
+        assert_eq!(cfg.sites.len(), 2);
     }
 }
