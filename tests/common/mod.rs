@@ -5,6 +5,7 @@
 
 mod receiver;
 pub mod sample_data;
+pub mod sites;
 #[allow(unused_imports)]
 pub use receiver::Receiver;
 
