@@ -408,3 +408,90 @@ fn dual_shipping_puts_every_sample_on_two_sites() {
         "the first site lost acknowledged samples"
     );
 }
+
+/// Appends entries `from..to` to a journal file in `dir`, written by
+/// systemd's own journal writer (`systemd-journal-remote`, from export
+/// format), as journald would have written them.
+fn journal_append(writer: &std::path::Path, dir: &std::path::Path, from: usize, to: usize) {
+    let now_us = now_ms() * 1000;
+    let mut export = String::new();
+    for i in from..to {
+        export.push_str(&format!(
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_SYSTEMD_UNIT=mail.service\nPRIORITY=6\nMESSAGE=journal line {i:04}\n\n",
+            now_us + i as i64,
+            i + 1
+        ));
+    }
+    let mut child = Command::new(writer)
+        .arg(format!("--output={}", dir.join("remote.journal").display()))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-journal-remote");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), export.as_bytes()).expect("export");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("wait").success(), "systemd-journal-remote failed");
+}
+
+/// The agent reads a systemd journal through journalctl, with `unit` and
+/// `level` labels, ships it over its gRPC stream, and continues after its
+/// saved cursor when restarted after `kill -9`: every entry once.
+#[test]
+fn journal_entries_arrive_once_across_an_agent_kill_9() {
+    let Some(_) = require_tool("journalctl", "apt-get install systemd") else {
+        return;
+    };
+    let writer = std::path::Path::new("/lib/systemd/systemd-journal-remote");
+    if !writer.exists() {
+        assert!(
+            std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(),
+            "{} is required: apt-get install systemd-journal-remote",
+            writer.display()
+        );
+        eprintln!("SKIPPED: apt-get install systemd-journal-remote");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let srv = Server::start(&tmp.path().join("data"), &[]);
+    let journal = tmp.path().join("journal");
+    std::fs::create_dir_all(&journal).expect("dir");
+    journal_append(writer, &journal, 0, 50);
+    let cfg = tmp.path().join("agent.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "identity: {{site: ams}}\nsites:\n  - url: http://{}\njournal:\n  directory: journal\n  labels: {{job: journal}}\n",
+            srv.grpc
+        ),
+    )
+    .expect("agent config");
+    let query = r#"{job="journal", unit="mail.service", level="informational", site="ams"}"#;
+    let mut agent = start_agent(&cfg, tmp.path());
+    wait_for("the first 50 entries", 30, || {
+        (log_lines(&srv, query).len() >= 50).then_some(())
+    });
+    drop(agent); // SIGKILL
+    journal_append(writer, &journal, 50, 100);
+    agent = start_agent(&cfg, tmp.path());
+    journal_append(writer, &journal, 100, 150);
+    wait_for("every entry", 30, || {
+        (log_lines(&srv, query).len() >= 150).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    drop(agent);
+    let mut got = log_lines(&srv, query);
+    got.sort();
+    let want: Vec<String> = (0..150).map(|i| format!("journal line {i:04}")).collect();
+    assert_eq!(got, want, "every entry exactly once");
+    // And the restarted agent continued after its cursor rather than
+    // reading the journal again (the storage would drop what it has, and
+    // count it here).
+    let duplicates: f64 = metrics_text(&srv)
+        .lines()
+        .filter(|l| l.starts_with("sightline_logs_entries_duplicate_total"))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    assert_eq!(duplicates, 0.0, "entries were sent again");
+}

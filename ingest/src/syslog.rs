@@ -29,7 +29,9 @@ pub struct SyslogOptions {
     pub tenant: String,
 }
 
-const SEVERITIES: [&str; 8] = [
+/// Syslog severities by number (RFC 5424), as the `severity` metadata and
+/// the journal reader's `level` label name them.
+pub const SEVERITIES: [&str; 8] = [
     "emergency",
     "alert",
     "critical",

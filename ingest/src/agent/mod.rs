@@ -13,6 +13,7 @@
 //! Prometheus and Loki themselves).
 
 pub mod buffer;
+pub mod journal;
 pub mod tail;
 
 use std::collections::BTreeMap;
@@ -62,6 +63,9 @@ pub struct AgentConfig {
     /// Log files to tail.
     #[serde(default)]
     pub log_files: Vec<LogFilesConfig>,
+    /// The systemd journal, where the node has one.
+    #[serde(default)]
+    pub journal: Option<journal::JournalConfig>,
     /// Where to push logs (Loki push API URLs), own site first.
     #[serde(default)]
     pub loki_push: Vec<RemoteWriteConfig>,
@@ -213,8 +217,10 @@ impl AgentConfig {
             if cfg.remote_write.is_empty() {
                 return Err("sites: name at least one site's gRPC address (or remote_write: an ingest URL)".into());
             }
-            if !cfg.log_files.is_empty() && cfg.loki_push.is_empty() {
-                return Err("log_files need loki_push: name at least one site's /loki/api/v1/push URL".into());
+            if (!cfg.log_files.is_empty() || cfg.journal.is_some()) && cfg.loki_push.is_empty() {
+                return Err(
+                    "log_files and journal need loki_push: name at least one site's /loki/api/v1/push URL".into(),
+                );
             }
             cfg.remote_write.len().min(if cfg.loki_push.is_empty() {
                 usize::MAX
@@ -471,7 +477,7 @@ pub async fn run(
     // With `sites`, one stream per site carries both metrics and logs.
     let streams: Option<Vec<Arc<SiteStream>>> =
         (!cfg.sites.is_empty()).then(|| cfg.sites.iter().map(|s| Arc::new(SiteStream::new(&s.url))).collect());
-    let log_shipper = if cfg.log_files.is_empty() {
+    let log_shipper = if cfg.log_files.is_empty() && cfg.journal.is_none() {
         None
     } else {
         let log_buffer = Arc::new(DiskBuffer::open(
@@ -487,15 +493,16 @@ pub async fn run(
                     .iter()
                     .map(|p| base_dir.join(p).to_string_lossy().into_owned())
                     .collect();
-                let mut labels: Vec<(String, String)> = lf.labels.clone().into_iter().collect();
-                for (k, v) in identity.iter() {
-                    if !labels.iter().any(|(n, _)| n == k) {
-                        labels.push((k.clone(), v.clone()));
-                    }
-                }
+                let labels = with_identity(&lf.labels, &identity);
                 TailSource { paths, labels }
             })
             .collect();
+        if let Some(mut jc) = cfg.journal.clone() {
+            jc.directory = jc.directory.map(|d| base_dir.join(d));
+            let labels = with_identity(&jc.labels, &identity);
+            let cursor = buffer_dir.join("logs").join("journal.cursor");
+            tasks.spawn(journal::run(jc, labels, log_buffer.clone(), cursor));
+        }
         let positions_path = buffer_dir.join("logs").join("positions.json");
         let tail_buffer = log_buffer.clone();
         tasks.spawn(async move {
@@ -569,6 +576,17 @@ pub async fn run(
     Ok(())
 }
 
+/// Stream labels: `labels`, plus the identity labels they lack.
+fn with_identity(labels: &BTreeMap<String, String>, identity: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = labels.clone().into_iter().collect();
+    for (k, v) in identity {
+        if !labels.contains_key(k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
+
 /// One `log_files` entry ready to poll: absolute globs and the stream
 /// labels (identity included).
 struct TailSource {
@@ -589,25 +607,45 @@ fn encode_logs(labels: &[(String, String)], found: &[(PathBuf, Vec<String>)], no
             let mut l: Vec<(String, String)> = labels.to_vec();
             l.push(("filename".into(), path.to_string_lossy().into_owned()));
             l.sort();
-            let text = l
+            let entries = lines
+                .iter()
+                .map(|line| {
+                    t += 1;
+                    (t, line.clone())
+                })
+                .collect();
+            (l, entries)
+        })
+        .collect();
+    encode_streams(streams)
+}
+
+/// Sorted stream labels.
+type StreamLabels = Vec<(String, String)>;
+/// A stream's entries: `(nanoseconds, line)`.
+type StreamEntries = Vec<(i64, String)>;
+
+/// A Loki push body (protobuf, snappy) of streams.
+fn encode_streams(streams: Vec<(StreamLabels, StreamEntries)>) -> Vec<u8> {
+    let streams = streams
+        .into_iter()
+        .map(|(labels, entries)| {
+            let text = labels
                 .iter()
                 .map(|(k, v)| format!("{k}={v:?}"))
                 .collect::<Vec<_>>()
                 .join(", ");
             crate::loki::proto::StreamAdapter {
                 labels: format!("{{{text}}}"),
-                entries: lines
-                    .iter()
-                    .map(|line| {
-                        t += 1;
-                        crate::loki::proto::EntryAdapter {
-                            timestamp: Some(crate::loki::proto::Timestamp {
-                                seconds: t.div_euclid(1_000_000_000),
-                                nanos: t.rem_euclid(1_000_000_000) as i32,
-                            }),
-                            line: line.clone(),
-                            structured_metadata: Vec::new(),
-                        }
+                entries: entries
+                    .into_iter()
+                    .map(|(t, line)| crate::loki::proto::EntryAdapter {
+                        timestamp: Some(crate::loki::proto::Timestamp {
+                            seconds: t.div_euclid(1_000_000_000),
+                            nanos: t.rem_euclid(1_000_000_000) as i32,
+                        }),
+                        line,
+                        structured_metadata: Vec::new(),
                     })
                     .collect(),
                 hash: 0,
@@ -799,7 +837,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("agent.yml");
         std::fs::write(&p, "scrape_configs: []\nremote_write: []\n").expect("write");
-        assert!(AgentConfig::load(&p).unwrap_err().contains("sites: name at least one site"));
+        assert!(
+            AgentConfig::load(&p)
+                .unwrap_err()
+                .contains("sites: name at least one site")
+        );
         std::fs::write(
             &p,
             "remote_write: [{url: 'http://x/api/v1/write'}]\nscrape_configs:\n  - job_name: n\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
@@ -825,8 +867,12 @@ remote_write: [{url: 'http://a/api/v1/write'}]
         )
         .expect("write");
         assert!(AgentConfig::load(&p).unwrap_err().contains("set one or the other"));
-        std::fs::write(&p, "sites: [{url: 'a:4317'}]
-").expect("write");
+        std::fs::write(
+            &p,
+            "sites: [{url: 'a:4317'}]
+",
+        )
+        .expect("write");
         assert!(AgentConfig::load(&p).unwrap_err().contains("sites[0].url \"a:4317\""));
         std::fs::write(
             &p,
