@@ -135,8 +135,8 @@ fn main() {
     std::fs::write(
         &cfg,
         format!(
-            "identity: {{site: ams, cluster: ams-c1}}\nglobal: {{scrape_interval: 15s, scrape_timeout: 10s}}\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\nremote_write:\n  - url: {url}/api/v1/write\nloki_push:\n  - url: {url}/loki/api/v1/push\nlog_files:\n  - paths: ['sshd.log']\n    labels: {{job: sshd}}\n",
-            url = srv.url
+            "identity: {{site: ams, cluster: ams-c1}}\nglobal: {{scrape_interval: 15s, scrape_timeout: 10s}}\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\nsites:\n  - url: {url}\nlog_files:\n  - paths: ['sshd.log']\n    labels: {{job: sshd}}\n",
+            url = srv.grpc_url
         ),
     )
     .expect("agent config");

@@ -25,6 +25,9 @@ pub struct Target {
     pub url: String,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Sightline's gRPC address (`http://127.0.0.1:port`; OTLP and the
+    /// agents' ship streams); empty for the others.
+    pub grpc_url: String,
 }
 
 /// CPU seconds used so far and peak RSS (bytes) of a process.
@@ -89,6 +92,7 @@ pub fn start(name: &'static str, work: &Path, extra: &[String]) -> Target {
     let data_dir = work.join(name);
     std::fs::create_dir_all(&data_dir).expect("data dir");
     let log = std::fs::File::create(work.join(format!("{name}.log"))).expect("log");
+    let mut grpc_url = String::new();
     let (mut cmd, ready) = match name {
         "sightline" => {
             let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sightline");
@@ -98,7 +102,11 @@ pub fn start(name: &'static str, work: &Path, extra: &[String]) -> Target {
                 .arg("--http-listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--grpc-listen")
-                .arg(format!("127.0.0.1:{}", free_port()));
+                .arg({
+                    let addr = format!("127.0.0.1:{}", free_port());
+                    grpc_url = format!("http://{addr}");
+                    addr
+                });
             if let Ok(cfg) = std::env::var("SIGHTLINE_CONFIG") {
                 c.arg("--config").arg(cfg);
             }
@@ -137,6 +145,7 @@ pub fn start(name: &'static str, work: &Path, extra: &[String]) -> Target {
         child,
         url,
         data_dir,
+        grpc_url,
     }
 }
 
