@@ -444,13 +444,7 @@ fn journal_entries_arrive_once_across_an_agent_kill_9() {
         return;
     };
     let writer = std::path::Path::new("/lib/systemd/systemd-journal-remote");
-    if !writer.exists() {
-        assert!(
-            std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(),
-            "{} is required: apt-get install systemd-journal-remote",
-            writer.display()
-        );
-        eprintln!("SKIPPED: apt-get install systemd-journal-remote");
+    if !require_path(writer, "apt-get install systemd-journal-remote") {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");

@@ -38,13 +38,10 @@ fn the_ui_works_in_a_real_browser() {
         return;
     };
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if !browser_dir.join("node_modules/playwright-core").is_dir() {
-        assert!(
-            std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_none(),
-            "playwright-core is not installed: run npm ci in {}",
-            browser_dir.display()
-        );
-        eprintln!("SKIPPED: run `npm ci` in tests/browser first (.ci/run does)");
+    if !require_path(
+        &browser_dir.join("node_modules/playwright-core"),
+        "run `npm ci` in tests/browser",
+    ) {
         return;
     }
     let Some(scrape) = node_scrape() else {

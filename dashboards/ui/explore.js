@@ -97,8 +97,14 @@ function warnings(list) {
 async function showGraph(el, q, start, end, step) {
   const r = await promRange(q, start, end, step);
   if (r.resultType !== "matrix") throw new Error(`a graph needs a range vector result, got ${r.resultType}`);
-  const series = matrixSeries(r.result, seriesName);
-  el.append(warnings(r.warnings), h("div", { class: "meta" }, `${series.length} series, step ${step}s`));
+  el.append(warnings(r.warnings));
+  drawMatrix(el, r.result, start, end, step);
+}
+
+/** A matrix answer as a chart (or "no data"), with its series count. */
+function drawMatrix(el, result, start, end, step) {
+  const series = matrixSeries(result, seriesName);
+  el.append(h("div", { class: "meta" }, `${series.length} series, step ${step}s`));
   if (!series.length) {
     el.append(h("p", { class: "empty" }, "No data in this range."));
     el.dataset.state = "empty";
@@ -159,15 +165,5 @@ export async function showLogql(el, q, start, end, step, limit = 200) {
     el.dataset.state = "drawn";
     return;
   }
-  const series = matrixSeries(r.result, seriesName);
-  el.append(h("div", { class: "meta" }, `${series.length} series, step ${step}s`));
-  if (!series.length) {
-    el.append(h("p", { class: "empty" }, "No data in this range."));
-    el.dataset.state = "empty";
-    return;
-  }
-  const chart = h("div", { class: "chart" });
-  el.append(chart);
-  timeSeriesChart(chart, series, { height: 300, range: { start, end } });
-  el.dataset.state = "drawn";
+  drawMatrix(el, r.result, start, end, step);
 }

@@ -317,6 +317,23 @@ pub fn require_tool(name: &str, install_hint: &str) -> Option<PathBuf> {
     found
 }
 
+/// Whether `path` (a program or files a test needs outside `PATH`)
+/// exists. When it does not the test is skipped with a loud message, or
+/// fails under `SIGHTLINE_REQUIRE_EXTERNAL` (as in CI).
+pub fn require_path(path: &Path, install_hint: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    if std::env::var_os("SIGHTLINE_REQUIRE_EXTERNAL").is_some() {
+        panic!("{} is required but missing: {install_hint}", path.display());
+    }
+    eprintln!(
+        "SKIPPED: {} is missing ({install_hint}); .ci/run installs it",
+        path.display()
+    );
+    false
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped.
 pub struct Proc(pub Option<Child>);
 
