@@ -193,7 +193,17 @@ fn main() {
     let hours = env_u64("HOURS", 24);
     let writers = env_u64("CONCURRENCY", 4) as usize;
     let repeat = env_u64("REPEAT", 5) as usize;
-    let work = tempfile::Builder::new().prefix("logs-bench").tempdir().expect("tmp");
+    // KEEP_DATA=1 keeps the corpus and Sightline's data, to profile
+    // queries on them afterwards.
+    let keep = std::env::var_os("KEEP_DATA").is_some();
+    let work = tempfile::Builder::new()
+        .prefix("logs-bench")
+        .disable_cleanup(keep)
+        .tempdir()
+        .expect("tmp");
+    if keep {
+        eprintln!("keeping the corpus and data in {}", work.path().display());
+    }
     let t = Instant::now();
     let mut streams = log_data::generate(mb << 20, hosts, hours, 42);
     // The needle of the rare-token search: one message id, copied into two
