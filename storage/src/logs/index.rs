@@ -154,12 +154,12 @@ pub fn needle_tokens(needle: &str) -> Vec<TokenNeed> {
 /// Exact and prefix tokens are always used; a suffix or infix token (a
 /// scan of the term dictionary) only when its needle has nothing better.
 ///
-/// `term_list` is the block's line terms, one per `\n`-ended line (see
-/// [`term_list`]): with it, suffix and infix tokens are looked up by
+/// `term_list` is the block's line terms (see [`TermList`]): with it,
+/// suffix and infix tokens are looked up by
 /// searching that list for the terms that end with or contain them, then
 /// asking for those terms exactly, instead of scanning the dictionary with
 /// a regular expression.
-pub fn granule_query(fields: &IndexFields, needles: &[String], term_list: Option<&[u8]>) -> Option<Box<dyn Query>> {
+pub fn granule_query(fields: &IndexFields, needles: &[String], term_list: Option<&TermList>) -> Option<Box<dyn Query>> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for needle in needles {
         let tokens = needle_tokens(needle);
@@ -221,29 +221,78 @@ pub fn has_long_token(line: &str) -> bool {
 /// token found in more terms is looked up by a dictionary scan instead.
 const MAX_LISTED_TERMS: usize = 4096;
 
-/// Every line term of `index` (all segments), each followed by `\n`.
-pub fn term_list(index: &tantivy::Searcher, fields: &IndexFields) -> tantivy::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for seg in index.segment_readers() {
-        let inv = seg.inverted_index(fields.line)?;
-        let mut stream = inv.terms().stream()?;
-        while stream.advance() {
-            out.extend_from_slice(stream.key());
-            out.push(b'\n');
+/// A block's line terms, longest first, for substring lookups of needle
+/// tokens: a term can contain a token only when it is at least as long,
+/// and one just as long only by being the token, so a lookup reads only
+/// the terms longer than the token and asks for the token itself exactly.
+/// (Unique ids and numbers fill most of a dictionary, and most of them
+/// are shorter than a needle worth looking up.)
+#[derive(Debug)]
+pub struct TermList {
+    /// The terms, each followed by `\n`, by length, longest first.
+    bytes: Vec<u8>,
+    /// `longer[n]`: where the terms of at most `n` bytes start (all terms
+    /// for an `n` past the end).
+    longer: Vec<usize>,
+}
+
+impl TermList {
+    /// Every line term of `index` (all segments).
+    pub fn build(index: &tantivy::Searcher, fields: &IndexFields) -> tantivy::Result<Self> {
+        let mut flat = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for seg in index.segment_readers() {
+            let inv = seg.inverted_index(fields.line)?;
+            let mut stream = inv.terms().stream()?;
+            while stream.advance() {
+                spans.push((flat.len(), stream.key().len()));
+                flat.extend_from_slice(stream.key());
+            }
         }
+        Ok(Self::arrange(&flat, spans))
     }
-    Ok(out)
+
+    /// The list of the terms at `spans` (offset, length) of `flat`.
+    fn arrange(flat: &[u8], mut spans: Vec<(usize, usize)>) -> Self {
+        // Longest first; equal lengths keep the dictionary's order.
+        spans.sort_by_key(|s| std::cmp::Reverse(s.1));
+        let max_len = spans.first().map_or(0, |s| s.1);
+        let mut bytes = Vec::with_capacity(flat.len() + spans.len());
+        let mut longer = vec![0usize; max_len + 1];
+        let mut prev = max_len + 1;
+        for &(at, len) in &spans {
+            // The terms of at most n bytes start here, for n in len..prev.
+            for slot in longer.iter_mut().take(prev).skip(len) {
+                *slot = bytes.len();
+            }
+            prev = len;
+            bytes.extend_from_slice(&flat[at..at + len]);
+            bytes.push(b'\n');
+        }
+        for slot in longer.iter_mut().take(prev) {
+            *slot = bytes.len();
+        }
+        TermList { bytes, longer }
+    }
+
+    /// The terms longer than `n` bytes, each followed by `\n`.
+    fn longer_than(&self, n: usize) -> &[u8] {
+        let end = self.longer.get(n).copied().unwrap_or(0);
+        &self.bytes[..end]
+    }
 }
 
 /// The terms of `list` that contain `token` (or end with it, when
-/// `suffix`), each once; `None` when there are too many.
-fn listed_terms<'a>(list: &'a [u8], token: &str, suffix: bool) -> Option<Vec<&'a [u8]>> {
-    let mut out: Vec<&[u8]> = Vec::new();
+/// `suffix`), each once, the token itself among them; `None` when there
+/// are too many.
+fn listed_terms<'a>(list: &'a TermList, token: &'a str, suffix: bool) -> Option<Vec<&'a [u8]>> {
+    let region = list.longer_than(token.len());
+    let mut out: Vec<&[u8]> = vec![token.as_bytes()];
     let finder = memchr::memmem::Finder::new(token.as_bytes());
     let mut last_start = usize::MAX;
-    for at in finder.find_iter(list) {
-        let start = memchr::memrchr(b'\n', &list[..at]).map_or(0, |p| p + 1);
-        let end = memchr::memchr(b'\n', &list[at..]).map_or(list.len(), |p| at + p);
+    for at in finder.find_iter(region) {
+        let start = memchr::memrchr(b'\n', &region[..at]).map_or(0, |p| p + 1);
+        let end = memchr::memchr(b'\n', &region[at..]).map_or(region.len(), |p| at + p);
         if suffix && at + token.len() != end {
             continue;
         }
@@ -251,7 +300,7 @@ fn listed_terms<'a>(list: &'a [u8], token: &str, suffix: bool) -> Option<Vec<&'a
             continue;
         }
         last_start = start;
-        out.push(&list[start..end]);
+        out.push(&region[start..end]);
         if out.len() > MAX_LISTED_TERMS {
             return None;
         }
@@ -327,5 +376,49 @@ mod tests {
         assert_eq!(needle_tokens("rror"), vec![Infix("rror".into())]);
         assert_eq!(needle_tokens(" timeout "), vec![Exact("timeout".into())]);
         assert_eq!(needle_tokens("::"), vec![]);
+    }
+
+    fn list_of(terms: &[&str]) -> TermList {
+        let mut flat = Vec::new();
+        let mut spans = Vec::new();
+        for t in terms {
+            spans.push((flat.len(), t.len()));
+            flat.extend_from_slice(t.as_bytes());
+        }
+        TermList::arrange(&flat, spans)
+    }
+
+    fn found(list: &TermList, token: &str, suffix: bool) -> Vec<String> {
+        let mut v: Vec<String> = listed_terms(list, token, suffix)
+            .expect("few terms")
+            .into_iter()
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn terms_holding_a_token_are_found_among_the_longer_ones() {
+        let list = list_of(&[
+            "a", "error", "errors", "id42", "rror", "terror", "x0949ca", "0949ca", "949c",
+        ]);
+        // Longest first, each length group where `longer` says.
+        assert_eq!(list.longer_than(0).len(), list.bytes.len());
+        assert_eq!(
+            String::from_utf8_lossy(list.longer_than(5)),
+            "x0949ca\nerrors\nterror\n0949ca\n"
+        );
+        assert_eq!(String::from_utf8_lossy(list.longer_than(6)), "x0949ca\n");
+        assert!(list.longer_than(7).is_empty() && list.longer_than(100).is_empty());
+        // Infix: every longer term containing it, and the token itself.
+        assert_eq!(found(&list, "rror", false), ["error", "errors", "rror", "terror"]);
+        assert_eq!(found(&list, "0949ca", false), ["0949ca", "x0949ca"]);
+        assert_eq!(found(&list, "949c", false), ["0949ca", "949c", "x0949ca"]);
+        // Suffix: only those ending with it.
+        assert_eq!(found(&list, "rror", true), ["error", "rror", "terror"]);
+        // A token no term holds: only itself (which matches nothing).
+        assert_eq!(found(&list, "zzz", false), ["zzz"]);
+        assert!(list_of(&[]).longer_than(3).is_empty());
     }
 }
