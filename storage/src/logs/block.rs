@@ -430,7 +430,7 @@ impl LogBlock {
 
     /// Adds the entries `q` selects to `out`; `scanned` counts the bytes
     /// of lines read, against `q.max_bytes`.
-    pub fn select(&self, q: &LogSelect, out: &mut Vec<LogStream>, scanned: &mut u64) -> Result<()> {
+    pub fn select(&self, q: &LogSelect, out: &mut Vec<LogStream>, scanned: &AtomicU64) -> Result<()> {
         if !q.overlaps(self.meta.min_t, self.meta.max_t) {
             return Ok(());
         }
@@ -459,8 +459,9 @@ impl LogBlock {
             .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
             .collect();
         let keep = |ts: i64, line: &str| {
-            *scanned += line.len() as u64;
-            if q.max_bytes > 0 && *scanned > q.max_bytes {
+            let len = line.len() as u64;
+            let total = scanned.fetch_add(len, Ordering::Relaxed) + len;
+            if q.max_bytes > 0 && total > q.max_bytes {
                 return Err(StorageError::LimitExceeded(format!(
                     "the query would read more than {} bytes of log lines (limit query.max_bytes_scanned); narrow the selector or the time range",
                     q.max_bytes

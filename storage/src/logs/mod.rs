@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -456,15 +456,51 @@ impl LogDb {
     /// seen twice (and merged), never missed.
     pub fn select(&self, q: &LogSelect) -> Result<Vec<LogStream>> {
         let mut out = Vec::new();
-        let mut scanned = 0u64;
+        let scanned = AtomicU64::new(0);
         self.head.lock().select(q, &mut out);
         let flushing: Vec<Arc<LogHead>> = self.flushing.read().clone();
         for h in &flushing {
             h.select(q, &mut out);
         }
         let blocks: Vec<Arc<LogBlock>> = self.blocks.read().clone();
-        for b in &blocks {
-            b.select(q, &mut out, &mut scanned)?;
+        // A line-filtered read is bound by decompressing and searching the
+        // candidate pages: its blocks are read on every core (block i by
+        // thread i % threads). A read without line filters is bound by
+        // building every entry it returns; reading blocks at once would
+        // only hold more of them in memory at a time.
+        let threads = if q.contains.is_empty() {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(blocks.len())
+        };
+        if threads <= 1 {
+            for b in &blocks {
+                b.select(q, &mut out, &scanned)?;
+            }
+        } else {
+            let parts: Vec<Result<Vec<LogStream>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (blocks, scanned) = (&blocks, &scanned);
+                        s.spawn(move || {
+                            let mut part = Vec::new();
+                            for b in blocks.iter().skip(t).step_by(threads) {
+                                b.select(q, &mut part, scanned)?;
+                            }
+                            Ok(part)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            });
+            for part in parts {
+                out.extend(part?);
+            }
         }
         Ok(merge_streams(out))
     }

@@ -393,3 +393,44 @@ fn a_later_cut_retries_an_earlier_failed_one() {
         vec![(base, "first".into()), (base + 1, "second".into())]
     );
 }
+
+/// Blocks of a line-filtered read are read in parallel: every block's
+/// entries come back, merged per stream in time order, and the byte limit
+/// counts all blocks' lines together.
+#[test]
+fn reads_across_blocks_are_complete_and_share_the_byte_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = LogDb::open(opts(dir.path())).expect("open");
+    let base = t0();
+    // Four blocks, each with lines of both streams.
+    for block in 0..4i64 {
+        for app in ["a", "b"] {
+            let entries = (0..10)
+                .map(|i| LogEntry::new(base + block * 10 + i, format!("{app} line {:02}", block * 10 + i)))
+                .collect();
+            db.push_blocking(push("t", &[("app", app)], entries)).expect("push");
+        }
+        db.flush().expect("flush");
+    }
+    // A line filter every line passes: the parallel read.
+    let mut q = LogSelect::new("t", vec![], base, base + 100);
+    q.contains = vec![" line ".into()];
+    let got = flat(db.select(&q).expect("select"));
+    assert_eq!(got.len(), 2);
+    for (i, (_, entries)) in got.iter().enumerate() {
+        let app = ["a", "b"][i];
+        let want: Vec<(i64, String)> = (0..40).map(|k| (base + k, format!("{app} line {k:02}"))).collect();
+        assert_eq!(entries, &want, "stream {app}");
+    }
+    // 80 lines of 9 bytes, 720 in all: no single block reads more than
+    // 180, so only a count shared by the blocks passes a limit of 700.
+    let mut limited = q.clone();
+    limited.max_bytes = 700;
+    let err = db.select(&limited).expect_err("over the limit");
+    assert!(matches!(err, crate::StorageError::LimitExceeded(_)), "{err}");
+    limited.max_bytes = 720;
+    assert_eq!(flat(db.select(&limited).expect("within the limit")), got);
+    // Without line filters (read one block at a time): the same entries.
+    let unfiltered = LogSelect::new("t", vec![], base, base + 100);
+    assert_eq!(flat(db.select(&unfiltered).expect("select")), got);
+}
