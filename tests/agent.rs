@@ -11,13 +11,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// Starts `sightline agent --config cfg`, logging to a new file in `dir`.
-fn start_agent(cfg: &std::path::Path, dir: &std::path::Path) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-    cmd.args(["agent", "--config"]).arg(cfg);
-    Proc::spawn(cmd, &dir.join(format!("agent-{}.log", now_ms())))
-}
-
 fn instant(srv: &Server, q: &str) -> Vec<Value> {
     let r = client()
         .get(srv.url("/api/v1/query"))

@@ -14,7 +14,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -48,12 +47,6 @@ fn agent_config(dir: &Path, k: usize, grpc: &[String; 3], ne_port: u16) -> PathB
     )
     .expect("agent config");
     path
-}
-
-fn start_agent(cfg: &Path, dir: &Path) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
-    cmd.args(["agent", "--config"]).arg(cfg);
-    Proc::spawn(cmd, &dir.join(format!("{}-{}.log", cfg.display(), now_ms())))
 }
 
 /// Writes `n<k> line <i>` to the agent's log file at a steady rate until

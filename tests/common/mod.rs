@@ -334,6 +334,15 @@ pub fn require_path(path: &Path, install_hint: &str) -> bool {
     false
 }
 
+/// Starts `sightline agent --config cfg`, logging to a new file in `dir`
+/// named after the configuration file.
+pub fn start_agent(cfg: &Path, dir: &Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+    cmd.args(["agent", "--config"]).arg(cfg);
+    let name = cfg.file_stem().and_then(|s| s.to_str()).unwrap_or("agent");
+    Proc::spawn(cmd, &dir.join(format!("{name}-{}.log", now_ms())))
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped.
 pub struct Proc(pub Option<Child>);
 
