@@ -6,7 +6,8 @@
 //! Run: `benches/ingest_compare.sh` (installs the peers from Debian), or
 //! `cargo bench --bench ingest_compare` with the peers on PATH.
 //! Knobs (environment): HOSTS (100), HOURS (2), CONCURRENCY (4),
-//! TARGETS (sightline,victoria-metrics,prometheus), SIGHTLINE_CONFIG.
+//! TARGETS (sightline,victoria-metrics,prometheus), SIGHTLINE_CONFIG,
+//! KEEP_DATA (set: keep the data directories).
 
 #[path = "support/node_data.rs"]
 mod node_data;
@@ -178,7 +179,17 @@ fn main() {
         data.raw_bytes as f64 / 1e6,
         data.requests.iter().map(|r| r.len()).sum::<usize>() as f64 / 1e6
     );
-    let work = tempfile::tempdir().expect("tmp");
+    // KEEP_DATA=1 keeps every system's data directory, to inspect the
+    // stored files afterwards.
+    let keep = std::env::var_os("KEEP_DATA").is_some();
+    let work = tempfile::Builder::new()
+        .prefix("ingest-bench")
+        .disable_cleanup(keep)
+        .tempdir()
+        .expect("tmp");
+    if keep {
+        eprintln!("keeping data in {}", work.path().display());
+    }
     let mut results = Vec::new();
     for name in targets.split(',') {
         let name: &'static str = match name.trim() {

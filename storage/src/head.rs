@@ -27,6 +27,10 @@ impl std::hash::Hasher for FastHasher {
     fn finish(&self) -> u64 {
         self.0
     }
+    fn write_u128(&mut self, n: u128) {
+        // Keys of this kind are hashes already: their low half will do.
+        self.write_u64(n as u64);
+    }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -44,6 +48,9 @@ pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>
 #[derive(Debug, Default)]
 pub struct SeriesRegistry {
     by_hash: FastMap<u64, Vec<(SeriesRef, SharedLabels)>>,
+    /// Series by the key of their labels as a client encoded them
+    /// ([`crate::batch::series_key`]).
+    by_key: FastMap<u128, SeriesRef>,
     series: FastMap<SeriesRef, SharedLabels>,
     postings: Postings<SeriesRef>,
     next_ref: SeriesRef,
@@ -75,6 +82,20 @@ impl SeriesRegistry {
             .iter()
             .find(|(_, l)| l.eq_pairs(pairs))
             .map(|(r, _)| *r)
+    }
+
+    /// The series a client's series key names, if it is known.
+    pub fn lookup_key(&self, key: u128) -> Option<SeriesRef> {
+        self.by_key.get(&key).copied()
+    }
+
+    /// Remembers that `key` names series `r` (a key for the same series
+    /// from another client's encoding is kept beside it). The caller has
+    /// checked that the key's wire labels are exactly the series' labels.
+    pub fn remember_key(&mut self, key: u128, r: SeriesRef) {
+        if self.series.contains_key(&r) {
+            self.by_key.insert(key, r);
+        }
     }
 
     /// Registers a new series and returns its reference. The caller has
@@ -125,6 +146,7 @@ impl SeriesRegistry {
         }
         let series = &self.series;
         self.postings.remove_all(&dead, |r| series.get(&r).map(|l| &**l));
+        self.by_key.retain(|_, r| !dead.contains(r));
         for r in &dead {
             if let Some(labels) = self.series.remove(r) {
                 let h = labels.stable_hash();
@@ -178,8 +200,17 @@ impl Default for Head {
 impl Head {
     /// An empty head.
     pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty head with room for `series` series without rehashing (the
+    /// head that replaces a cut one expects about as many).
+    pub fn with_capacity(series: usize) -> Self {
+        let per_shard = series.div_ceil(SHARDS);
         Head {
-            shards: (0..SHARDS).map(|_| Mutex::new(FastMap::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(FastMap::with_capacity_and_hasher(per_shard, Default::default())))
+                .collect(),
             samples: AtomicU64::new(0),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
@@ -245,6 +276,11 @@ impl Head {
         self.created.elapsed()
     }
 
+    /// Number of series with samples.
+    pub fn num_series(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
     /// References of every series with samples.
     pub fn series_refs(&self) -> BTreeSet<SeriesRef> {
         let mut out = BTreeSet::new();
@@ -297,8 +333,12 @@ mod tests {
         let ra = reg.create(a.stable_hash(), Arc::new(a.clone()));
         let rb = reg.create(b.stable_hash(), Arc::new(b.clone()));
         assert_eq!(reg.lookup(a.stable_hash(), &a), Some(ra));
+        reg.remember_key(77, ra);
+        assert_eq!(reg.lookup_key(77), Some(ra));
+        assert_eq!(reg.lookup_key(78), None);
         assert_eq!(reg.retain(&BTreeSet::from([rb])), 1);
         assert_eq!(reg.lookup(a.stable_hash(), &a), None);
+        assert_eq!(reg.lookup_key(77), None, "a dead series' key is forgotten");
         assert_eq!(reg.postings().all(), &[rb]);
     }
 }

@@ -3,7 +3,7 @@
 //! [`WriteBatch`], so a request of known series allocates almost nothing.
 //! (prost would allocate two `String`s per label.)
 
-use sightline_storage::{MetricMetadata, Sample, WriteBatch};
+use sightline_storage::{MetricMetadata, Sample, WriteBatch, series_key};
 
 /// Why a body is not a valid `prometheus.WriteRequest`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,13 +209,25 @@ fn decode_series<'a>(
     index: usize,
 ) -> Result<(), DecodeError> {
     let mut c = Cursor::new(buf, base);
+    // The label fields' bytes, while they are back to back (as every
+    // encoder writes them): their hash is the series' key.
+    let mut labels_wire: Option<(usize, usize)> = None;
+    let mut contiguous = true;
     while !c.done() {
+        let field_start = c.pos;
         let (field, wire) = c.key()?;
         match (field, wire) {
             (1, 2) => {
                 let (label, at) = c.bytes()?;
                 let (name, value) = decode_label(label, at)?;
                 batch.push_label(name, value);
+                labels_wire = match labels_wire {
+                    None => Some((field_start, c.pos)),
+                    Some((start, end)) => {
+                        contiguous &= end == field_start;
+                        Some((start, c.pos))
+                    }
+                };
             }
             (2, 2) => {
                 let (sample, at) = c.bytes()?;
@@ -229,7 +241,11 @@ fn decode_series<'a>(
             (f, w) => c.skip(f, w)?,
         }
     }
-    batch.finish_series();
+    let key = match labels_wire {
+        Some((start, end)) if contiguous => buf.get(start..end).map_or(0, series_key),
+        _ => 0,
+    };
+    batch.finish_series_with_key(key);
     Ok(())
 }
 
@@ -330,6 +346,41 @@ mod tests {
         assert_eq!(batch.samples(1), &[Sample::new(0, 0.0)]);
         assert_eq!(extras.histograms, 1);
         assert_eq!(extras.first_histogram_series, Some(0));
+        assert_ne!(batch.key(0), 0, "labels back to back have a key");
+        assert_ne!(batch.key(0), batch.key(1));
+    }
+
+    #[test]
+    fn the_key_is_the_hash_of_the_label_fields_and_absent_when_they_are_split() {
+        let mut req = request();
+        req.timeseries.truncate(1);
+        let ts = req.timeseries[0].clone();
+        let bytes = req.encode_to_vec();
+        let mut batch = WriteBatch::new();
+        decode_write_request(&bytes, &mut batch).expect("decode");
+        let labels_only = proto::TimeSeries {
+            labels: ts.labels.clone(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(batch.key(0), series_key(&labels_only));
+
+        // A sample between two labels: the labels still decode, but the
+        // series has no key (it is found by its labels instead).
+        let label = |l: &proto::Label| {
+            let mut m = Vec::new();
+            prost::encoding::message::encode(1, l, &mut m);
+            m
+        };
+        let mut split = label(&ts.labels[0]);
+        prost::encoding::message::encode(2, &ts.samples[0], &mut split);
+        split.extend(label(&ts.labels[1]));
+        let mut body = Vec::new();
+        prost::encoding::bytes::encode(1, &split, &mut body);
+        let mut batch = WriteBatch::new();
+        decode_write_request(&body, &mut batch).expect("decode");
+        assert_eq!(batch.labels(0), &[("__name__", "up"), ("job", "ünïcode")]);
+        assert_eq!(batch.key(0), 0);
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl Db {
         if heads.active.num_samples() == 0 {
             return None;
         }
-        let old = std::mem::replace(&mut heads.active, Arc::new(Head::new()));
+        // The next head will most likely see the same series: sized for them,
+        // its maps never rehash while samples pour in.
+        let expected_series = heads.active.num_series();
+        let old = std::mem::replace(&mut heads.active, Arc::new(Head::with_capacity(expected_series)));
         heads.flushing.push(old.clone());
         let mut keep = std::collections::BTreeSet::new();
         for h in &heads.flushing {

@@ -241,60 +241,26 @@ impl Db {
             )));
         }
         let n = batch.len();
-        let mut scratch = Vec::with_capacity(512);
-        // Known series are found by their wire labels without allocating;
-        // a series with an empty label value needs validation first (empty
-        // values are dropped), so it always takes the slow path.
-        let hashes: Vec<Option<u64>> = (0..n)
-            .map(|i| {
-                let pairs = batch.labels(i);
-                (!pairs.iter().any(|(_, v)| v.is_empty()))
-                    .then(|| hash_label_pairs(&mut scratch, pairs.iter().copied()))
-            })
-            .collect();
         let mut report = AppendReport::default();
         let _guard = inner.append_lock.lock();
 
+        // Known series are found by the key of their wire labels without
+        // allocating; the rest by the hash of their labels, and what is
+        // still unknown is validated and created.
         let mut refs: Vec<Option<SeriesRef>> = {
             let reg = inner.registry.read();
             (0..n)
-                .map(|i| hashes[i].and_then(|h| reg.lookup_pairs(h, batch.labels(i))))
+                .map(|i| match batch.key(i) {
+                    0 => None,
+                    key => reg.lookup_key(key),
+                })
                 .collect()
         };
-        let mut new_series: Vec<(SeriesRef, Arc<Labels>)> = Vec::new();
-        if refs.iter().any(Option::is_none) {
-            let mut valid = Vec::new();
-            for (i, r) in refs.iter().enumerate() {
-                if r.is_some() {
-                    continue;
-                }
-                match validate_labels(batch.labels(i), &inner.opts.label_limits) {
-                    Ok(labels) => {
-                        let h = labels.stable_hash();
-                        valid.push((i, labels, h));
-                    }
-                    Err(e) => {
-                        report.invalid += batch.samples(i).len() as u64;
-                        report.first_rejection.get_or_insert((i, Rejection::InvalidLabels(e)));
-                    }
-                }
-            }
-            let mut reg = inner.registry.write();
-            for (i, labels, h) in valid {
-                refs[i] = Some(match reg.lookup(h, &labels) {
-                    Some(r) => r,
-                    None => {
-                        let shared = inner.interner.intern(labels);
-                        let r = reg.create(h, shared.clone());
-                        new_series.push((r, shared));
-                        r
-                    }
-                });
-            }
-            inner.stats.series_created.add(new_series.len() as u64);
-            inner.stats.head_series.set(reg.len() as u64);
-        }
-
+        let new_series = if refs.iter().any(Option::is_none) {
+            self.resolve_unknown_series(batch, &mut refs, &mut report)
+        } else {
+            Vec::new()
+        };
         let now = now_ms();
         let max_t = inner.max_t.load(Ordering::Relaxed);
         let min_valid = max_t
@@ -358,6 +324,84 @@ impl Db {
         encode_samples(&mut record, &wal_samples);
         let ack = (!record.is_empty()).then(|| inner.wal.write(record));
         Ok((report, ack))
+    }
+
+    /// Finds or creates the series of `batch` that `refs` has no reference
+    /// for (their key was unknown), remembering their keys; a series with
+    /// invalid labels stays `None` and is counted in `report`. Returns the
+    /// series created, for the WAL. Called under the append lock.
+    fn resolve_unknown_series(
+        &self,
+        batch: &WriteBatch<'_>,
+        refs: &mut [Option<SeriesRef>],
+        report: &mut AppendReport,
+    ) -> Vec<(SeriesRef, Arc<Labels>)> {
+        let inner = &*self.inner;
+        let mut scratch = Vec::with_capacity(512);
+        // Keys to remember: (key, series).
+        let mut learned: Vec<(u128, SeriesRef)> = Vec::new();
+        {
+            // A series with an empty label value needs validation first
+            // (empty values are dropped), so it is never found by its wire
+            // labels.
+            let reg = inner.registry.read();
+            for (i, r) in refs.iter_mut().enumerate() {
+                let pairs = batch.labels(i);
+                if r.is_some() || pairs.iter().any(|(_, v)| v.is_empty()) {
+                    continue;
+                }
+                let h = hash_label_pairs(&mut scratch, pairs.iter().copied());
+                if let Some(found) = reg.lookup_pairs(h, pairs) {
+                    // Found by its labels as they came: the key names them.
+                    *r = Some(found);
+                    if batch.key(i) != 0 {
+                        learned.push((batch.key(i), found));
+                    }
+                }
+            }
+        }
+        let mut valid = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            if r.is_some() {
+                continue;
+            }
+            match validate_labels(batch.labels(i), &inner.opts.label_limits) {
+                Ok(labels) => {
+                    let h = labels.stable_hash();
+                    valid.push((i, labels, h));
+                }
+                Err(e) => {
+                    report.invalid += batch.samples(i).len() as u64;
+                    report.first_rejection.get_or_insert((i, Rejection::InvalidLabels(e)));
+                }
+            }
+        }
+        let mut new_series: Vec<(SeriesRef, Arc<Labels>)> = Vec::new();
+        let mut reg = inner.registry.write();
+        for (i, labels, h) in valid {
+            // A key is worth remembering only when the wire labels are the
+            // stored labels as they are (no empty value was dropped).
+            let keyed = batch.key(i) != 0 && labels.eq_pairs(batch.labels(i));
+            let r = match reg.lookup(h, &labels) {
+                Some(r) => r,
+                None => {
+                    let shared = inner.interner.intern(labels);
+                    let r = reg.create(h, shared.clone());
+                    new_series.push((r, shared));
+                    r
+                }
+            };
+            refs[i] = Some(r);
+            if keyed {
+                learned.push((batch.key(i), r));
+            }
+        }
+        for (key, r) in learned {
+            reg.remember_key(key, r);
+        }
+        inner.stats.series_created.add(new_series.len() as u64);
+        inner.stats.head_series.set(reg.len() as u64);
+        new_series
     }
 
     /// Stops accepting writes and flushes the head to blocks, leaving an

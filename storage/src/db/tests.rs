@@ -414,3 +414,65 @@ async fn start_timestamps_survive_wal_replay_blocks_and_compaction() {
         .expect("select");
     assert!(got[0].start_timestamps.is_empty());
 }
+
+#[tokio::test]
+async fn a_series_found_by_its_wire_key_is_the_series_of_its_labels() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 60_000;
+    let labels = Labels::from_pairs([("__name__", "keyed"), ("host", "a")]).to_vec();
+    let other = Labels::from_pairs([("__name__", "keyed"), ("host", "b")]).to_vec();
+    let one = |t: i64| vec![Sample::new(t, t as f64)];
+    {
+        let db = Db::open(opts(tmp.path())).await.expect("open");
+        // First seen without a key, then with one (learned from its labels),
+        // then found by the key alone; a second series has its own key.
+        for (key, t) in [(0, t0), (7, t0 + 1), (7, t0 + 2)] {
+            assert_eq!(
+                db.append(&keyed(&labels, &one(t), key)).await.expect("append").stored,
+                1
+            );
+        }
+        assert_eq!(db.append(&keyed(&other, &one(t0), 8)).await.expect("append").stored, 1);
+        // A head cut forgets no key of a live series.
+        db.flush_head().await.expect("flush");
+        assert_eq!(
+            db.append(&keyed(&labels, &one(t0 + 3), 7))
+                .await
+                .expect("append")
+                .stored,
+            1
+        );
+        assert!(db.inner.registry.read().lookup_key(7).is_some());
+    }
+    // Reopened (the WAL replayed), the keys are unknown again and are
+    // learned from the labels once more.
+    let db = Db::open(opts(tmp.path())).await.expect("reopen");
+    assert_eq!(db.inner.registry.read().lookup_key(7), None);
+    assert_eq!(
+        db.append(&keyed(&labels, &one(t0 + 4), 7))
+            .await
+            .expect("append")
+            .stored,
+        1
+    );
+    let got = read_all(&db, "keyed").await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "a");
+    assert_eq!(
+        got[0].1.iter().map(|(t, _)| t - t0).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    assert_eq!(got[1].1.len(), 1);
+}
+
+fn keyed<'a>(labels: &'a [crate::Label], samples: &[Sample], key: u128) -> crate::WriteBatch<'a> {
+    let mut b = crate::WriteBatch::new();
+    for l in labels {
+        b.push_label(&l.name, &l.value);
+    }
+    for s in samples {
+        b.push_sample(*s);
+    }
+    b.finish_series_with_key(key);
+    b
+}
