@@ -58,6 +58,10 @@ pub fn decimal_scale(v: f64) -> Option<u8> {
 
 /// `v` as the integer `m` with `m / 10^scale == v` bit for bit, if exact.
 pub fn to_scaled(v: f64, scale: u8) -> Option<i64> {
+    if v == 0.0 && v.is_sign_negative() {
+        // The integer 0 would come back as +0.0.
+        return None;
+    }
     let p = POW10[usize::from(scale)];
     let m = (v * p).round();
     if m.abs() > MAX_EXACT {

@@ -16,8 +16,13 @@ pub use writer::{BlockWriter, EncodedBlock, WriteOptions};
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the block layout written in every `meta.json`.
-pub const BLOCK_FORMAT_VERSION: u32 = 1;
+/// Version of the block layout written in every `meta.json`. Version 2
+/// stores timestamps as delta-of-delta and integer values as deltas within
+/// each series; version 1 (absolute values) is still read.
+pub const BLOCK_FORMAT_VERSION: u32 = 2;
+
+/// The oldest block layout this build reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// File names inside a block directory.
 pub const SAMPLES_FILE: &str = "samples.parquet";
@@ -89,3 +94,6 @@ pub fn new_block_id() -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

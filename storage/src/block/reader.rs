@@ -40,6 +40,8 @@ pub struct BlockSeries {
     pub max_t: i64,
     /// Decimal scale of `v_int` values, or -1 when all are floats.
     pub scale: i8,
+    /// The series' first integer value (layout version 2; 0 in version 1).
+    pub first_int: i64,
 }
 
 /// The samples of one series read from storage.
@@ -111,6 +113,17 @@ impl Block {
     pub async fn open(store: BlockStore, meta: BlockMeta, interner: &LabelInterner) -> Result<Self> {
         let dir = ObjectPath::from(format!("blocks/{}", meta.id));
         let id = meta.id.clone();
+        if !(super::OLDEST_READABLE_VERSION..=super::BLOCK_FORMAT_VERSION).contains(&meta.version) {
+            return Err(corrupt(
+                &id,
+                format!(
+                    "block layout version {} is not one this build reads ({}..={}); upgrade Sightline",
+                    meta.version,
+                    super::OLDEST_READABLE_VERSION,
+                    super::BLOCK_FORMAT_VERSION
+                ),
+            ));
+        }
         let series = parse_index(
             &id,
             interner,
@@ -225,6 +238,7 @@ impl Block {
         let mut stream = builder.build()?;
         let mut out: Vec<SeriesChunk> = Vec::with_capacity(ids.len());
         let mut current: Option<(u32, Vec<Sample>)> = None;
+        let mut decoder = RowDecoder::new(self.meta.version);
         // Batch by batch: only one decoded batch is alive at a time.
         while let Some(batch) = stream.try_next().await? {
             let series = batch.column(0).as_primitive::<UInt32Type>();
@@ -239,18 +253,20 @@ impl Block {
                     if let Some((cid, samples)) = current.take() {
                         self.push_chunk(&mut out, cid, samples);
                     }
-                    let rows = self.series.get(id as usize).map_or(0, |s| s.row_count as usize);
-                    current = Some((id, Vec::with_capacity(rows)));
+                    let entry = self.series.get(id as usize);
+                    current = Some((id, Vec::with_capacity(entry.map_or(0, |s| s.row_count as usize))));
+                    decoder.start_series(entry.map_or(0, |s| s.min_t), entry.map_or(0, |s| s.first_int));
                 }
-                let t = ts.value(row);
+                // Every row advances the decoder, even one outside the range.
+                let t = decoder.time(ts.value(row));
+                let int = v_int.is_valid(row).then(|| decoder.int(v_int.value(row)));
                 if t < start || t > end {
                     continue;
                 }
                 let scale = self.series.get(id as usize).map_or(-1, |s| s.scale);
-                let v = if v_int.is_valid(row) && scale >= 0 {
-                    from_scaled(v_int.value(row), scale as u8)
-                } else {
-                    v_float.value(row)
+                let v = match int {
+                    Some(m) if scale >= 0 => from_scaled(m, scale as u8),
+                    _ => v_float.value(row),
                 };
                 let st = st.filter(|c| c.is_valid(row)).map_or(0, |c| c.value(row));
                 if let Some((_, samples)) = current.as_mut() {
@@ -277,12 +293,67 @@ impl Block {
     }
 }
 
+/// Turns the stored time and integer columns back into values, row by row
+/// from the first row of each series (version 2 stores differences;
+/// version 1 the values themselves).
+struct RowDecoder {
+    differences: bool,
+    row: u64,
+    t: i64,
+    delta: i64,
+    int: i64,
+}
+
+impl RowDecoder {
+    fn new(version: u32) -> Self {
+        RowDecoder {
+            differences: version >= 2,
+            row: 0,
+            t: 0,
+            delta: 0,
+            int: 0,
+        }
+    }
+
+    /// The next rows belong to a new series whose first timestamp is
+    /// `min_t` and first integer `first_int`.
+    fn start_series(&mut self, min_t: i64, first_int: i64) {
+        (self.row, self.t, self.delta, self.int) = (0, min_t, 0, first_int);
+    }
+
+    /// The timestamp of the next row, from its stored `t` column value.
+    fn time(&mut self, stored: i64) -> i64 {
+        if !self.differences {
+            return stored;
+        }
+        match self.row {
+            0 => {}
+            1 => self.delta = stored,
+            _ => self.delta = self.delta.wrapping_add(stored),
+        }
+        self.row += 1;
+        self.t = self.t.wrapping_add(self.delta);
+        self.t
+    }
+
+    /// The integer value of a row whose `v_int` column holds `stored`.
+    fn int(&mut self, stored: i64) -> i64 {
+        if !self.differences {
+            return stored;
+        }
+        self.int = self.int.wrapping_add(stored);
+        self.int
+    }
+}
+
 fn parse_index(id: &str, interner: &LabelInterner, batches: Vec<RecordBatch>) -> Result<Vec<BlockSeries>> {
     let mut out = Vec::new();
     for b in batches {
-        if b.num_columns() != 7 {
+        // Version 1 indexes have no `first_int` column.
+        if b.num_columns() != 7 && b.num_columns() != 8 {
             return Err(corrupt(id, "index has wrong columns"));
         }
+        let first_int = (b.num_columns() == 8).then(|| b.column(7).as_primitive::<Int64Type>());
         let labels = b.column(1).as_list::<i32>();
         let values = labels.values().as_string::<i32>();
         let offsets = labels.value_offsets();
@@ -305,6 +376,7 @@ fn parse_index(id: &str, interner: &LabelInterner, batches: Vec<RecordBatch>) ->
                 min_t: min_t.value(row),
                 max_t: max_t.value(row),
                 scale: scale.value(row),
+                first_int: first_int.map_or(0, |c| c.value(row)),
             });
         }
     }

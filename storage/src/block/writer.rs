@@ -36,11 +36,19 @@ pub struct WriteOptions {
     pub level: u32,
 }
 
+/// Columns of `samples.parquet` (version 2). `t_dod` holds, per series,
+/// 0 in its first row (whose time is `min_t` in the index), the first
+/// delta in its second and the change of delta after that: a regular
+/// scrape is a handful of distinct small numbers, which the dictionary
+/// encoding packs into a few bits. `v_int_delta` is the change from the
+/// previous integer value of the series; the first integer row holds 0 and
+/// its value is `first_int` in the index (a large first value in the column
+/// would widen the bit packing of everything around it).
 pub(crate) fn samples_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("series", DataType::UInt32, false),
-        Field::new("t", DataType::Int64, false),
-        Field::new("v_int", DataType::Int64, true),
+        Field::new("t_dod", DataType::Int64, false),
+        Field::new("v_int_delta", DataType::Int64, true),
         Field::new("v_float", DataType::Float64, true),
         Field::new("st", DataType::Int64, true),
     ]))
@@ -59,6 +67,7 @@ pub(crate) fn index_schema() -> SchemaRef {
         Field::new("min_t", DataType::Int64, false),
         Field::new("max_t", DataType::Int64, false),
         Field::new("scale", DataType::Int8, false),
+        Field::new("first_int", DataType::Int64, false),
     ]))
 }
 
@@ -75,6 +84,19 @@ pub(crate) fn postings_schema() -> SchemaRef {
 }
 
 fn props(zstd_level: i32, delta_columns: &[&str], split_columns: &[&str]) -> Result<WriterProperties> {
+    props_with_dictionary(zstd_level, delta_columns, split_columns, &[])
+}
+
+/// Writer settings: zstd everywhere, `delta_columns` delta-binary-packed,
+/// `split_columns` byte-stream-split, `dictionary_columns` dictionary
+/// encoded (falling back to delta-binary-packed if the dictionary grows
+/// too large), the rest parquet's defaults.
+fn props_with_dictionary(
+    zstd_level: i32,
+    delta_columns: &[&str],
+    split_columns: &[&str],
+    dictionary_columns: &[&str],
+) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(zstd_level)?;
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -91,6 +113,11 @@ fn props(zstd_level: i32, delta_columns: &[&str], split_columns: &[&str]) -> Res
             .set_column_dictionary_enabled(ColumnPath::from(*c), false)
             .set_column_encoding(ColumnPath::from(*c), Encoding::BYTE_STREAM_SPLIT);
     }
+    for c in dictionary_columns {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(*c), true)
+            .set_column_encoding(ColumnPath::from(*c), Encoding::DELTA_BINARY_PACKED);
+    }
     Ok(b.build())
 }
 
@@ -101,6 +128,7 @@ struct IndexRow {
     min_t: i64,
     max_t: i64,
     scale: i8,
+    first_int: i64,
 }
 
 /// Builds a block series by series; call [`BlockWriter::add_series`] in
@@ -142,7 +170,12 @@ impl BlockWriter {
     }
 
     fn with_sink(opts: WriteOptions, sink: SampleSink) -> Result<Self> {
-        let p = props(opts.zstd_level, &["series", "t", "v_int", "st"], &["v_float"])?;
+        let p = props_with_dictionary(
+            opts.zstd_level,
+            &["series", "st"],
+            &["v_float"],
+            &["t_dod", "v_int_delta"],
+        )?;
         Ok(BlockWriter {
             opts,
             samples: ArrowWriter::try_new(sink, samples_schema(), Some(p))?,
@@ -183,12 +216,23 @@ impl BlockWriter {
             reason: "more than 2^32 series".into(),
         })?;
         let scale = samples.iter().filter_map(|s| decimal_scale(s.v)).max();
-        for s in samples {
+        // Wrapping arithmetic: the reader undoes it exactly whatever the
+        // values.
+        let first_int = scale
+            .and_then(|sc| samples.iter().find_map(|s| to_scaled(s.v, sc)))
+            .unwrap_or(0);
+        let (mut prev_t, mut prev_delta) = (first.t, 0i64);
+        let mut prev_int: Option<i64> = None;
+        for (i, s) in samples.iter().enumerate() {
             self.series_col.append_value(id);
-            self.t_col.append_value(s.t);
+            let delta = s.t.wrapping_sub(prev_t);
+            self.t_col
+                .append_value(if i < 2 { delta } else { delta.wrapping_sub(prev_delta) });
+            (prev_t, prev_delta) = (s.t, delta);
             match scale.and_then(|sc| to_scaled(s.v, sc)) {
                 Some(m) => {
-                    self.v_int_col.append_value(m);
+                    self.v_int_col.append_value(prev_int.map_or(0, |p| m.wrapping_sub(p)));
+                    prev_int = Some(m);
                     self.v_float_col.append_null();
                 }
                 None => {
@@ -216,6 +260,7 @@ impl BlockWriter {
             min_t: first.t,
             max_t: last.t,
             scale: scale.map_or(-1, |s| s as i8),
+            first_int,
         });
         self.rows += samples.len() as u64;
         self.min_t = self.min_t.min(first.t);
@@ -378,6 +423,7 @@ fn write_index(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.min_t))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.max_t))),
         Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.scale))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.first_int))),
     ];
     let batch = RecordBatch::try_new(index_schema(), cols)?;
     let p = props(zstd_level, &["series", "row_start"], &[])?;

@@ -411,6 +411,17 @@ impl Db {
         // Wait for appends in flight to queue their WAL records.
         drop(self.inner.append_lock.lock());
         self.flush_head().await?;
+        // Every sample is in blocks now: the checkpoint of live series that
+        // starts the current segment is no longer needed. Start an empty
+        // segment and drop the rest, so a stopped node keeps only blocks.
+        let segment = self
+            .inner
+            .wal
+            .rotate(Vec::new())
+            .await
+            .map_err(|_| StorageError::WalUnavailable("wal writer stopped".into()))?
+            .map_err(StorageError::WalUnavailable)?;
+        self.inner.wal.remove_segments_before(segment)?;
         self.inner.metadata.save(&self.inner.opts.data_dir.join(METADATA_FILE))
     }
 

@@ -476,3 +476,39 @@ fn keyed<'a>(labels: &'a [crate::Label], samples: &[Sample], key: u128) -> crate
     b.finish_series_with_key(key);
     b
 }
+
+#[tokio::test]
+async fn a_clean_close_leaves_only_blocks_and_an_empty_wal() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 60_000;
+    {
+        let db = Db::open(opts(tmp.path())).await.expect("open");
+        db.append_all(&[series("up", "a", &[(t0, 1.0)]), series("up", "b", &[(t0, 2.0)])])
+            .await
+            .expect("append");
+        db.flush_head().await.expect("flush");
+        db.append_all(&[series("up", "a", &[(t0 + 1, 3.0)])])
+            .await
+            .expect("append");
+        db.close().await.expect("close");
+    }
+    let wal_bytes: u64 = std::fs::read_dir(tmp.path().join("wal"))
+        .expect("wal dir")
+        .map(|e| e.expect("entry").metadata().expect("stat").len())
+        .sum();
+    assert!(
+        wal_bytes <= 8,
+        "only an empty segment's header is left, found {wal_bytes} bytes"
+    );
+    let db = Db::open(opts(tmp.path())).await.expect("reopen");
+    db.append_all(&[series("up", "b", &[(t0 + 1, 4.0)])])
+        .await
+        .expect("append");
+    assert_eq!(
+        read_all(&db, "up").await,
+        vec![
+            ("a".to_string(), vec![(t0, 1.0), (t0 + 1, 3.0)]),
+            ("b".to_string(), vec![(t0, 2.0), (t0 + 1, 4.0)])
+        ]
+    );
+}
