@@ -44,7 +44,19 @@ impl<'a> Cursor<'a> {
         self.base + self.pos
     }
 
+    /// A varint; one byte (every tag and short length) without a loop.
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated(self.at()))?;
@@ -74,6 +86,15 @@ impl<'a> Cursor<'a> {
         let b = self.buf.get(start..end).ok_or(DecodeError::Truncated(self.at()))?;
         self.pos = end;
         Ok((b, self.base + start))
+    }
+
+    /// The bytes of the next field, which must be field `field` of wire
+    /// type 2 (the caller knows the run holds only such fields).
+    fn bytes_of_field(&mut self, field: u64) -> Result<(&'a [u8], usize), DecodeError> {
+        match self.key()? {
+            (f, 2) if f == field => self.bytes(),
+            (_, w) => Err(DecodeError::BadWireType(w, self.at())),
+        }
     }
 
     fn fixed64(&mut self) -> Result<u64, DecodeError> {
@@ -210,7 +231,8 @@ fn decode_series<'a>(
 ) -> Result<(), DecodeError> {
     let mut c = Cursor::new(buf, base);
     // The label fields' bytes, while they are back to back (as every
-    // encoder writes them): their hash is the series' key.
+    // encoder writes them): their hash is the series' key, and one UTF-8
+    // check of them covers every name and value.
     let mut labels_wire: Option<(usize, usize)> = None;
     let mut contiguous = true;
     while !c.done() {
@@ -218,9 +240,7 @@ fn decode_series<'a>(
         let (field, wire) = c.key()?;
         match (field, wire) {
             (1, 2) => {
-                let (label, at) = c.bytes()?;
-                let (name, value) = decode_label(label, at)?;
-                batch.push_label(name, value);
+                c.bytes()?;
                 labels_wire = match labels_wire {
                     None => Some((field_start, c.pos)),
                     Some((start, end)) => {
@@ -242,27 +262,78 @@ fn decode_series<'a>(
         }
     }
     let key = match labels_wire {
-        Some((start, end)) if contiguous => buf.get(start..end).map_or(0, series_key),
-        _ => 0,
+        Some((start, end)) if contiguous => {
+            let span = buf.get(start..end).ok_or(DecodeError::Truncated(base + start))?;
+            decode_labels(span, base + start, batch)?;
+            series_key(span)
+        }
+        Some((start, end)) => {
+            // Labels split by other fields: decode them one at a time.
+            let region = buf.get(start..end).ok_or(DecodeError::Truncated(base + start))?;
+            let mut c = Cursor::new(region, base + start);
+            while !c.done() {
+                match c.key()? {
+                    (1, 2) => {
+                        let (label, at) = c.bytes()?;
+                        let (name, value) = decode_label(label, at, None)?;
+                        batch.push_label(name, value);
+                    }
+                    (f, w) => c.skip(f, w)?,
+                }
+            }
+            0
+        }
+        None => 0,
     };
     batch.finish_series_with_key(key);
     Ok(())
 }
 
-fn decode_label(buf: &[u8], base: usize) -> Result<(&str, &str), DecodeError> {
+/// Decodes back-to-back `Label` fields starting at byte `base`.
+fn decode_labels<'a>(span: &'a [u8], base: usize, batch: &mut WriteBatch<'a>) -> Result<(), DecodeError> {
+    // Tags and short lengths are ASCII, so the span of a series with UTF-8
+    // labels is almost always UTF-8 as a whole; each name and value is then
+    // cut from it at char boundaries (a cut that is not falls back to its
+    // own check, which names the problem).
+    let text = std::str::from_utf8(span).ok().map(|t| (t, base));
+    let mut c = Cursor::new(span, base);
+    while !c.done() {
+        let (label, at) = c.bytes_of_field(1)?;
+        let (name, value) = decode_label(label, at, text)?;
+        batch.push_label(name, value);
+    }
+    Ok(())
+}
+
+/// A field's bytes and the position they start at in the request.
+type FieldBytes<'a> = (&'a [u8], usize);
+
+/// Decodes one `Label`; `text` is a UTF-8 view of the bytes around it and
+/// the byte position it starts at.
+fn decode_label<'a>(
+    buf: &'a [u8],
+    base: usize,
+    text: Option<(&'a str, usize)>,
+) -> Result<(&'a str, &'a str), DecodeError> {
     let mut c = Cursor::new(buf, base);
-    let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
+    let empty: FieldBytes<'a> = (b"", 0);
+    let (mut name, mut value) = (empty, empty);
     while !c.done() {
         match c.key()? {
-            (1, 2) => name = c.bytes()?.0,
-            (2, 2) => value = c.bytes()?.0,
+            (1, 2) => name = c.bytes()?,
+            (2, 2) => value = c.bytes()?,
             (f, w) => c.skip(f, w)?,
         }
     }
-    Ok((
-        std::str::from_utf8(name).map_err(|_| DecodeError::NotUtf8("name"))?,
-        std::str::from_utf8(value).map_err(|_| DecodeError::NotUtf8("value"))?,
-    ))
+    let as_str = |(bytes, at): FieldBytes<'a>, what: &'static str| -> Result<&'a str, DecodeError> {
+        if let Some((t, start)) = text
+            && let Some(s) = at.checked_sub(start).and_then(|off| t.get(off..off + bytes.len()))
+        {
+            return Ok(s);
+        }
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8(what))
+    };
+    Ok((as_str(name, "name")?, as_str(value, "value")?))
 }
 
 fn decode_sample(buf: &[u8], base: usize) -> Result<Sample, DecodeError> {
@@ -381,6 +452,29 @@ mod tests {
         decode_write_request(&body, &mut batch).expect("decode");
         assert_eq!(batch.labels(0), &[("__name__", "up"), ("job", "ünïcode")]);
         assert_eq!(batch.key(0), 0);
+    }
+
+    #[test]
+    fn labels_decode_whether_or_not_their_bytes_are_utf8_as_a_whole() {
+        // A 200-byte value has a two-byte length (0xc8 0x01), so the label
+        // bytes as a whole are not UTF-8 and each string is checked alone.
+        let long = "é".repeat(100);
+        let mut req = request();
+        req.timeseries[0].labels[1].value = long.clone();
+        let bytes = req.encode_to_vec();
+        let mut batch = WriteBatch::new();
+        decode_write_request(&bytes, &mut batch).expect("decode");
+        assert_eq!(batch.labels(0), &[("__name__", "up"), ("job", long.as_str())]);
+
+        // An invalid byte inside a value is still refused by name.
+        let mut bad = bytes.clone();
+        let at = bad.windows(2).position(|w| w == "é".as_bytes()).expect("é");
+        bad[at] = 0xff;
+        let mut batch = WriteBatch::new();
+        assert_eq!(
+            decode_write_request(&bad, &mut batch),
+            Err(DecodeError::NotUtf8("value"))
+        );
     }
 
     #[test]
