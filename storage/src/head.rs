@@ -245,6 +245,58 @@ impl Head {
         }
     }
 
+    /// Offers the samples of many series at once; `on_outcome` sees each
+    /// sample with the index of its item. Items are taken shard by shard
+    /// (each shard locked once, its map probed while it is warm in the
+    /// cache); items of one series keep their order.
+    pub fn insert_many(
+        &self,
+        items: &[(SeriesRef, &[Sample])],
+        mut on_outcome: impl FnMut(usize, &Sample, InsertOutcome),
+    ) {
+        let mut starts = [0usize; SHARDS + 1];
+        for (r, _) in items {
+            starts[(*r as usize) % SHARDS + 1] += 1;
+        }
+        for i in 0..SHARDS {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts;
+        let mut order = vec![0usize; items.len()];
+        for (i, (r, _)) in items.iter().enumerate() {
+            let shard = (*r as usize) % SHARDS;
+            order[next[shard]] = i;
+            next[shard] += 1;
+        }
+        let mut stored = 0u64;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for shard in 0..SHARDS {
+            let group = &order[starts[shard]..starts[shard + 1]];
+            if group.is_empty() {
+                continue;
+            }
+            let mut map = self.shards[shard].lock();
+            for &i in group {
+                let (r, samples) = items[i];
+                let buf = map.entry(r).or_default();
+                for s in samples {
+                    let outcome = buf.insert(*s);
+                    if outcome == InsertOutcome::Stored {
+                        stored += 1;
+                        lo = lo.min(s.t);
+                        hi = hi.max(s.t);
+                    }
+                    on_outcome(i, s, outcome);
+                }
+            }
+        }
+        if stored > 0 {
+            self.samples.fetch_add(stored, Ordering::Relaxed);
+            self.min_t.fetch_min(lo, Ordering::Relaxed);
+            self.max_t.fetch_max(hi, Ordering::Relaxed);
+        }
+    }
+
     /// Samples of `r` within `[start, end]` (inclusive), appended to `out`.
     pub fn read(&self, r: SeriesRef, start: i64, end: i64, out: &mut Vec<Sample>) {
         let shard = self.shard(r).lock();
@@ -323,6 +375,35 @@ mod tests {
         assert_eq!(out, vec![Sample::new(10, 1.0), Sample::new(20, 2.0)]);
         assert_eq!(head.num_samples(), 3);
         assert_eq!(head.time_range(), Some((10, 30)));
+    }
+
+    #[test]
+    fn many_series_at_once_are_stored_as_one_at_a_time() {
+        let one = Head::new();
+        let many = Head::new();
+        // Series 1 and 33 share a shard; series 1 comes twice, in order.
+        let a = [Sample::new(10, 1.0), Sample::new(20, 2.0)];
+        let b = [Sample::new(20, 9.0), Sample::new(30, 3.0)];
+        let c = [Sample::new(5, 5.0)];
+        let items: Vec<(SeriesRef, &[Sample])> = vec![(1, &a), (2, &c), (33, &c), (1, &b)];
+        let mut want = Vec::new();
+        for (i, (r, samples)) in items.iter().enumerate() {
+            one.insert(*r, samples, |s, o| want.push((i, s.t, o)));
+        }
+        let mut got = Vec::new();
+        many.insert_many(&items, |i, s, o| got.push((i, s.t, o)));
+        got.sort_by_key(|(i, t, _)| (*i, *t));
+        want.sort_by_key(|(i, t, _)| (*i, *t));
+        assert_eq!(got, want);
+        assert!(got.contains(&(3, 20, InsertOutcome::Conflict)));
+        assert_eq!(many.num_samples(), one.num_samples());
+        assert_eq!(many.time_range(), Some((5, 30)));
+        for r in [1, 2, 33] {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            one.read(r, i64::MIN, i64::MAX, &mut x);
+            many.read(r, i64::MIN, i64::MAX, &mut y);
+            assert_eq!(x, y);
+        }
     }
 
     #[test]

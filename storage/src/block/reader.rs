@@ -111,24 +111,22 @@ impl Block {
     /// Loads a block's series index and the samples file's footer; the
     /// postings are loaded on first use.
     pub async fn open(store: BlockStore, meta: BlockMeta, interner: &LabelInterner) -> Result<Self> {
+        check_version(&meta)?;
+        let dir = ObjectPath::from(format!("blocks/{}", meta.id));
+        let series = parse_index(
+            &meta.id,
+            interner,
+            read_batches(store.get(&dir.join(INDEX_FILE)).await?)?,
+        )?;
+        Self::open_with_series(store, meta, series).await
+    }
+
+    /// Opens a block whose series index the caller already holds (the one
+    /// it was just written with): only the samples file's footer is read.
+    pub async fn open_with_series(store: BlockStore, meta: BlockMeta, series: Vec<BlockSeries>) -> Result<Self> {
+        check_version(&meta)?;
         let dir = ObjectPath::from(format!("blocks/{}", meta.id));
         let id = meta.id.clone();
-        if !(super::OLDEST_READABLE_VERSION..=super::BLOCK_FORMAT_VERSION).contains(&meta.version) {
-            return Err(corrupt(
-                &id,
-                format!(
-                    "block layout version {} is not one this build reads ({}..={}); upgrade Sightline",
-                    meta.version,
-                    super::OLDEST_READABLE_VERSION,
-                    super::BLOCK_FORMAT_VERSION
-                ),
-            ));
-        }
-        let series = parse_index(
-            &id,
-            interner,
-            read_batches(store.get(&dir.clone().join(INDEX_FILE)).await?)?,
-        )?;
         let samples_path = dir.clone().join(SAMPLES_FILE);
         let size = meta
             .files
@@ -291,6 +289,22 @@ impl Block {
             });
         }
     }
+}
+
+/// Refuses a block whose layout this build does not read.
+fn check_version(meta: &BlockMeta) -> Result<()> {
+    if (super::OLDEST_READABLE_VERSION..=super::BLOCK_FORMAT_VERSION).contains(&meta.version) {
+        return Ok(());
+    }
+    Err(corrupt(
+        &meta.id,
+        format!(
+            "block layout version {} is not one this build reads ({}..={}); upgrade Sightline",
+            meta.version,
+            super::OLDEST_READABLE_VERSION,
+            super::BLOCK_FORMAT_VERSION
+        ),
+    ))
 }
 
 /// Turns the stored time and integer columns back into values, row by row

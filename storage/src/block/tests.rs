@@ -137,6 +137,54 @@ async fn every_time_and_value_survives_the_difference_encoding() {
     );
 }
 
+#[tokio::test]
+async fn a_block_opened_with_its_written_index_reads_as_one_opened_from_disk() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::local(tmp.path().to_path_buf()).expect("store");
+    let series = awkward_series();
+    let mut w = BlockWriter::new(WriteOptions {
+        zstd_level: 3,
+        partition_start: i64::MIN,
+        partition_end: i64::MAX,
+        level: 0,
+    })
+    .expect("writer");
+    for (labels, samples) in &series {
+        w.add_series(labels.clone(), samples).expect("add");
+    }
+    let encoded = w.finish().expect("finish").expect("not empty");
+    let written = encoded
+        .persist_and_open(&store, &new_block_id(), Vec::new())
+        .await
+        .expect("persist");
+    // The written block shares the writer's label sets.
+    assert!(Arc::ptr_eq(&written.all_series()[0].labels, &series[0].0));
+    let from_disk = Block::open(store, written.meta.clone(), &LabelInterner::new())
+        .await
+        .expect("open");
+    let rows = |b: &Block| {
+        b.all_series()
+            .iter()
+            .map(|s| {
+                (
+                    s.labels.to_string(),
+                    s.row_start,
+                    s.row_count,
+                    s.min_t,
+                    s.max_t,
+                    s.scale,
+                    s.first_int,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&written), rows(&from_disk));
+    assert_same(
+        &read_everything(&written, i64::MIN, i64::MAX).await,
+        &read_everything(&from_disk, i64::MIN, i64::MAX).await,
+    );
+}
+
 /// Rewrites a block's samples file in layout version 1 (absolute times and
 /// integers), as blocks written before version 2 are.
 async fn rewrite_as_version_1(store: &BlockStore, meta: &mut BlockMeta, series: &[(Arc<Labels>, Vec<Sample>)]) {

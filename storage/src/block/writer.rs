@@ -14,7 +14,8 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use super::{BLOCK_FORMAT_VERSION, BlockMeta, BlockStore, INDEX_FILE, META_FILE, POSTINGS_FILE, SAMPLES_FILE};
+use super::reader::BlockSeries;
+use super::{BLOCK_FORMAT_VERSION, Block, BlockMeta, BlockStore, INDEX_FILE, META_FILE, POSTINGS_FILE, SAMPLES_FILE};
 use crate::error::{Result, StorageError};
 use crate::labels::Labels;
 use crate::postings::Postings;
@@ -121,16 +122,6 @@ fn props_with_dictionary(
     Ok(b.build())
 }
 
-struct IndexRow {
-    labels: Arc<Labels>,
-    row_start: u64,
-    row_count: u32,
-    min_t: i64,
-    max_t: i64,
-    scale: i8,
-    first_int: i64,
-}
-
 /// Builds a block series by series; call [`BlockWriter::add_series`] in
 /// ascending label order, then [`BlockWriter::finish`].
 pub struct BlockWriter {
@@ -144,7 +135,7 @@ pub struct BlockWriter {
     /// written as all null at once) until a row has one.
     st_col: Int64Builder,
     pending_rows: usize,
-    index: Vec<IndexRow>,
+    index: Vec<BlockSeries>,
     rows: u64,
     min_t: i64,
     max_t: i64,
@@ -253,7 +244,7 @@ impl BlockWriter {
                 self.flush_batch()?;
             }
         }
-        self.index.push(IndexRow {
+        self.index.push(BlockSeries {
             labels,
             row_start: self.rows,
             row_count: u32::try_from(samples.len()).unwrap_or(u32::MAX),
@@ -310,6 +301,7 @@ impl BlockWriter {
         let index = Bytes::from(write_index(&self.index, self.opts.zstd_level)?);
         let postings = Bytes::from(write_postings(&self.index, self.opts.zstd_level)?);
         Ok(Some(EncodedBlock {
+            series: self.index,
             files: vec![
                 (SAMPLES_FILE, samples),
                 (INDEX_FILE, FileData::Memory(index)),
@@ -317,7 +309,6 @@ impl BlockWriter {
             ],
             min_t: self.min_t,
             max_t: self.max_t,
-            num_series: self.index.len() as u64,
             num_samples: self.rows,
             opts: self.opts,
         }))
@@ -353,15 +344,25 @@ enum FileData {
 
 /// A block encoded and ready to be written to the store.
 pub struct EncodedBlock {
+    /// The series index as written, labels shared with the caller's.
+    series: Vec<BlockSeries>,
     files: Vec<(&'static str, FileData)>,
     min_t: i64,
     max_t: i64,
-    num_series: u64,
     num_samples: u64,
     opts: WriteOptions,
 }
 
 impl EncodedBlock {
+    /// Persists the block (see [`EncodedBlock::persist`]) and opens it with
+    /// the series index already in memory, so the labels it was written
+    /// from are neither read back nor parsed again.
+    pub async fn persist_and_open(self, store: &BlockStore, id: &str, sources: Vec<String>) -> Result<Block> {
+        let series = self.series.clone();
+        let meta = self.persist(store, id, sources).await?;
+        Block::open_with_series(store.clone(), meta, series).await
+    }
+
     /// Writes the data files, then `meta.json` last, each durably; the block
     /// exists from the moment its meta does. `sources` names the blocks it
     /// replaces (compaction), which are deleted at start-up if still there.
@@ -388,7 +389,7 @@ impl EncodedBlock {
             max_t: self.max_t,
             partition_start: self.opts.partition_start,
             partition_end: self.opts.partition_end,
-            num_series: self.num_series,
+            num_series: self.series.len() as u64,
             num_samples: self.num_samples,
             level: self.opts.level,
             sources,
@@ -405,7 +406,7 @@ impl EncodedBlock {
     }
 }
 
-fn write_index(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
+fn write_index(rows: &[BlockSeries], zstd_level: i32) -> Result<Vec<u8>> {
     let mut labels = ListBuilder::new(StringBuilder::new());
     for r in rows {
         for l in r.labels.iter() {
@@ -432,7 +433,7 @@ fn write_index(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
-fn write_postings(rows: &[IndexRow], zstd_level: i32) -> Result<Vec<u8>> {
+fn write_postings(rows: &[BlockSeries], zstd_level: i32) -> Result<Vec<u8>> {
     let mut p: Postings<u32> = Postings::new();
     for (i, r) in rows.iter().enumerate() {
         p.push(i as u32, &r.labels);

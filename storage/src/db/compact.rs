@@ -125,8 +125,7 @@ impl Db {
             return Ok(());
         };
         let source_ids: Vec<String> = sources.iter().map(|b| b.meta.id.clone()).collect();
-        let meta = encoded.persist(&inner.store, &id, source_ids.clone()).await?;
-        let merged = Arc::new(Block::open(inner.store.clone(), meta, &inner.interner).await?);
+        let merged = Arc::new(encoded.persist_and_open(&inner.store, &id, source_ids.clone()).await?);
         let (samples_in, samples_out) = (
             sources.iter().map(|b| b.meta.num_samples).sum::<u64>(),
             merged.meta.num_samples,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Db, dur_ms};
-use crate::block::{Block, BlockWriter, EncodedBlock, WriteOptions, new_block_id};
+use crate::block::{BlockWriter, EncodedBlock, WriteOptions, new_block_id};
 use crate::error::{Result, StorageError};
 use crate::head::{Head, SeriesRef};
 use crate::labels::Labels;
@@ -35,8 +35,7 @@ impl Db {
             let mut opened = Vec::new();
             for block in encoded {
                 let id = new_block_id();
-                let meta = block.persist(&inner.store, &id, Vec::new()).await?;
-                opened.push(Arc::new(Block::open(inner.store.clone(), meta, &inner.interner).await?));
+                opened.push(Arc::new(block.persist_and_open(&inner.store, &id, Vec::new()).await?));
             }
             {
                 let mut blocks = inner.blocks.write();

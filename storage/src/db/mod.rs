@@ -151,6 +151,11 @@ struct Heads {
     flushing: Vec<Arc<Head>>,
 }
 
+/// A series of a write on its way into the head: its index in the request,
+/// its reference, and the range of its samples in the kept-samples buffer
+/// when some were refused (`None`: all of the request's samples).
+type HeadItem = (usize, SeriesRef, Option<(usize, usize)>);
+
 /// Where metric metadata is saved on close.
 pub(crate) const METADATA_FILE: &str = "metadata.json";
 
@@ -270,31 +275,41 @@ impl Db {
         let head = inner.heads.read().active.clone();
         let mut wal_samples: Vec<(SeriesRef, Sample)> = Vec::with_capacity(batch.num_samples());
         let mut new_max = max_t;
-        let mut valid = Vec::new();
+        // Samples outside the window are refused here, in request order; the
+        // rest of a series that had some are kept in `kept`.
+        let mut kept: Vec<Sample> = Vec::new();
+        let mut sources: Vec<HeadItem> = Vec::with_capacity(n);
         for (i, r) in refs.iter().enumerate() {
             let Some(r) = *r else { continue };
             let samples = batch.samples(i);
-            let in_window = samples.iter().all(|s| s.t >= min_valid && s.t <= max_valid);
-            let accepted: &[Sample] = if in_window {
-                samples
-            } else {
-                valid.clear();
-                for s in samples {
-                    let why = if s.t < min_valid {
-                        report.too_old += 1;
-                        Rejection::TooOld { t: s.t, min_valid }
-                    } else if s.t > max_valid {
-                        report.too_new += 1;
-                        Rejection::TooNew { t: s.t, max_valid }
-                    } else {
-                        valid.push(*s);
-                        continue;
-                    };
-                    report.first_rejection.get_or_insert((i, why));
-                }
-                &valid
-            };
-            head.insert(r, accepted, |s, outcome| match outcome {
+            if samples.iter().all(|s| s.t >= min_valid && s.t <= max_valid) {
+                sources.push((i, r, None));
+                continue;
+            }
+            let from = kept.len();
+            for s in samples {
+                let why = if s.t < min_valid {
+                    report.too_old += 1;
+                    Rejection::TooOld { t: s.t, min_valid }
+                } else if s.t > max_valid {
+                    report.too_new += 1;
+                    Rejection::TooNew { t: s.t, max_valid }
+                } else {
+                    kept.push(*s);
+                    continue;
+                };
+                report.first_rejection.get_or_insert((i, why));
+            }
+            sources.push((i, r, Some((from, kept.len()))));
+        }
+        let items: Vec<(SeriesRef, &[Sample])> = sources
+            .iter()
+            .map(|&(i, r, range)| (r, range.map_or(batch.samples(i), |(a, b)| &kept[a..b])))
+            .collect();
+        let mut first_conflict: Option<(usize, i64)> = None;
+        head.insert_many(&items, |item, s, outcome| {
+            let (i, r, _) = sources[item];
+            match outcome {
                 InsertOutcome::Stored => {
                     wal_samples.push((r, *s));
                     new_max = new_max.max(s.t);
@@ -302,11 +317,17 @@ impl Db {
                 InsertOutcome::Duplicate => report.duplicates += 1,
                 InsertOutcome::Conflict => {
                     report.conflicts += 1;
-                    report
-                        .first_rejection
-                        .get_or_insert((i, Rejection::Conflict { t: s.t }));
+                    // Items come shard by shard: keep the first in request order.
+                    if first_conflict.is_none_or(|(j, _)| i < j) {
+                        first_conflict = Some((i, s.t));
+                    }
                 }
-            });
+            }
+        });
+        if let Some((i, t)) = first_conflict
+            && report.first_rejection.as_ref().is_none_or(|(j, _)| i < *j)
+        {
+            report.first_rejection = Some((i, Rejection::Conflict { t }));
         }
         report.stored = wal_samples.len() as u64;
         inner.stats.samples_appended.add(report.stored);
