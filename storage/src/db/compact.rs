@@ -59,7 +59,7 @@ impl Db {
 
     /// Merges blocks until no plan is left.
     pub async fn compact(&self) -> Result<()> {
-        let _maintenance = self.inner.maintenance.lock().await;
+        let _compaction = self.inner.compaction_lock.lock().await;
         while let Some(set) = self.plan_compaction() {
             self.merge_blocks(&set).await?;
         }
@@ -156,7 +156,7 @@ impl Db {
 
     /// Deletes every block whose newest sample is older than the retention.
     pub async fn apply_retention(&self) -> Result<()> {
-        let _maintenance = self.inner.maintenance.lock().await;
+        let _compaction = self.inner.compaction_lock.lock().await;
         let cutoff = now_ms().saturating_sub(dur_ms(self.inner.opts.retention));
         let expired_blocks: Vec<Arc<Block>> = self
             .inner

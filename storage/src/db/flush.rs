@@ -21,7 +21,7 @@ impl Db {
     /// the next call.
     pub async fn flush_head(&self) -> Result<()> {
         let inner = &*self.inner;
-        let _maintenance = inner.maintenance.lock().await;
+        let _flush = inner.flush_lock.lock().await;
         if let Some(rotated) = self.cut_head() {
             let boundary = rotated
                 .await

@@ -167,8 +167,12 @@ struct Inner {
     /// so the WAL order equals the head order and a head cut falls between
     /// two appends.
     append_lock: Mutex<()>,
-    /// One head flush or compaction at a time.
-    maintenance: tokio::sync::Mutex<()>,
+    /// One head flush at a time.
+    flush_lock: tokio::sync::Mutex<()>,
+    /// One compaction or retention pass at a time. Separate from flushes:
+    /// a long merge must not hold up the flush that frees the head, or a
+    /// fast writer meets "storage overloaded".
+    compaction_lock: tokio::sync::Mutex<()>,
     wal: Wal,
     /// First WAL segment still needed once every flushing head is written.
     wal_boundary: Mutex<Option<u64>>,
@@ -473,10 +477,19 @@ impl Db {
             .set(self.inner.registry.read().len() as u64);
     }
 
-    /// Runs head flushes, compaction and retention until `shutdown` fires.
-    pub async fn run_maintenance(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Runs head flushes, compaction and retention until `shutdown` fires:
+    /// flushes every 500 ms as needed, compaction and retention every 10 s
+    /// in a task of their own, so that neither waits for the other.
+    pub async fn run_maintenance(self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let compaction = tokio::spawn(self.clone().run_compaction(shutdown.clone()));
+        self.run_flushes(shutdown).await;
+        if let Err(e) = compaction.await {
+            tracing::error!(error = %e, "compaction task failed");
+        }
+    }
+
+    async fn run_flushes(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut last_compaction = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -490,16 +503,27 @@ impl Db {
             {
                 tracing::error!(error = %e, "head flush failed; will retry");
             }
-            if last_compaction.elapsed() >= Duration::from_secs(10) {
-                last_compaction = std::time::Instant::now();
-                if let Err(e) = self.compact().await {
-                    tracing::error!(error = %e, "compaction failed; will retry");
-                }
-                if let Err(e) = self.apply_retention().await {
-                    tracing::error!(error = %e, "retention failed; will retry");
-                }
-            }
             self.refresh_gauges();
+        }
+    }
+
+    async fn run_compaction(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.tick().await; // the first tick is immediate; start after 10 s
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = self.compact().await {
+                tracing::error!(error = %e, "compaction failed; will retry");
+            }
+            if let Err(e) = self.apply_retention().await {
+                tracing::error!(error = %e, "retention failed; will retry");
+            }
         }
     }
 
