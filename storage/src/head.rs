@@ -222,27 +222,9 @@ impl Head {
         &self.shards[(r as usize) % SHARDS]
     }
 
-    /// Offers samples of one series; `on_stored` sees each sample stored.
+    /// Offers samples of one series; `on_outcome` sees each sample's fate.
     pub fn insert(&self, r: SeriesRef, samples: &[Sample], mut on_outcome: impl FnMut(&Sample, InsertOutcome)) {
-        let mut shard = self.shard(r).lock();
-        let buf = shard.entry(r).or_default();
-        let mut stored = 0u64;
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for s in samples {
-            let outcome = buf.insert(*s);
-            if outcome == InsertOutcome::Stored {
-                stored += 1;
-                lo = lo.min(s.t);
-                hi = hi.max(s.t);
-            }
-            on_outcome(s, outcome);
-        }
-        drop(shard);
-        if stored > 0 {
-            self.samples.fetch_add(stored, Ordering::Relaxed);
-            self.min_t.fetch_min(lo, Ordering::Relaxed);
-            self.max_t.fetch_max(hi, Ordering::Relaxed);
-        }
+        self.insert_many(&[(r, samples)], |_, s, outcome| on_outcome(s, outcome));
     }
 
     /// Offers the samples of many series at once; `on_outcome` sees each

@@ -53,7 +53,7 @@ fn awkward_series() -> Vec<(Arc<Labels>, Vec<Sample>)> {
     ]
 }
 
-async fn write_block(store: &BlockStore, series: &[(Arc<Labels>, Vec<Sample>)]) -> BlockMeta {
+fn encode(series: &[(Arc<Labels>, Vec<Sample>)]) -> EncodedBlock {
     let mut w = BlockWriter::new(WriteOptions {
         zstd_level: 3,
         partition_start: i64::MIN,
@@ -64,8 +64,11 @@ async fn write_block(store: &BlockStore, series: &[(Arc<Labels>, Vec<Sample>)]) 
     for (labels, samples) in series {
         w.add_series(labels.clone(), samples).expect("add");
     }
-    let encoded = w.finish().expect("finish").expect("not empty");
-    encoded
+    w.finish().expect("finish").expect("not empty")
+}
+
+async fn write_block(store: &BlockStore, series: &[(Arc<Labels>, Vec<Sample>)]) -> BlockMeta {
+    encode(series)
         .persist(store, &new_block_id(), Vec::new())
         .await
         .expect("persist")
@@ -142,18 +145,7 @@ async fn a_block_opened_with_its_written_index_reads_as_one_opened_from_disk() {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = BlockStore::local(tmp.path().to_path_buf()).expect("store");
     let series = awkward_series();
-    let mut w = BlockWriter::new(WriteOptions {
-        zstd_level: 3,
-        partition_start: i64::MIN,
-        partition_end: i64::MAX,
-        level: 0,
-    })
-    .expect("writer");
-    for (labels, samples) in &series {
-        w.add_series(labels.clone(), samples).expect("add");
-    }
-    let encoded = w.finish().expect("finish").expect("not empty");
-    let written = encoded
+    let written = encode(&series)
         .persist_and_open(&store, &new_block_id(), Vec::new())
         .await
         .expect("persist");

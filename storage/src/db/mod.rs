@@ -193,6 +193,14 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
+/// Waits for the next tick; false once `shutdown` fires.
+async fn next_tick(tick: &mut tokio::time::Interval, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tick.tick() => !*shutdown.borrow(),
+        _ = shutdown.changed() => false,
+    }
+}
+
 /// Milliseconds since the Unix epoch by the wall clock.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -490,14 +498,7 @@ impl Db {
 
     async fn run_flushes(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            if *shutdown.borrow() {
-                return;
-            }
+        while next_tick(&mut tick, &mut shutdown).await {
             if self.head_needs_flush()
                 && let Err(e) = self.flush_head().await
             {
@@ -510,14 +511,7 @@ impl Db {
     async fn run_compaction(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         tick.tick().await; // the first tick is immediate; start after 10 s
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            if *shutdown.borrow() {
-                return;
-            }
+        while next_tick(&mut tick, &mut shutdown).await {
             if let Err(e) = self.compact().await {
                 tracing::error!(error = %e, "compaction failed; will retry");
             }
