@@ -1,6 +1,6 @@
 //! Remote-write decoding: snappy, then the zero-copy 1.0 decoder and the
 //! 2.0 conversion, must never panic and must agree with prost about which
-//! bodies are valid 1.0 messages.
+//! bodies are valid 1.0 messages and what their series labels are.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,8 +14,15 @@ fuzz_target!(|data: &[u8]| {
     let ours = convert_v1(data, &mut batch, &mut Vec::new());
     if let Ok(req) = proto::WriteRequest::decode(data) {
         assert!(ours.is_ok(), "prost accepts a body our decoder refuses: {ours:?}");
-        let with_samples = req.timeseries.iter().filter(|t| !t.samples.is_empty()).count();
-        assert_eq!(batch.len(), with_samples);
+        let with_samples: Vec<&proto::TimeSeries> = req.timeseries.iter().filter(|t| !t.samples.is_empty()).collect();
+        assert_eq!(batch.len(), with_samples.len());
+        // Every series decodes to prost's labels, wherever its label
+        // fields lie and whatever their bytes.
+        for (i, ts) in with_samples.iter().enumerate() {
+            let want: Vec<(&str, &str)> = ts.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+            assert_eq!(batch.labels(i), want.as_slice(), "series {i}");
+            assert_eq!(batch.samples(i).len(), ts.samples.len(), "series {i}");
+        }
     }
     if let Ok(req) = proto::RequestV2::decode(data) {
         let mut batch = WriteBatch::new();
