@@ -243,13 +243,23 @@ impl Head {
         for i in 0..SHARDS {
             starts[i + 1] += starts[i];
         }
-        let mut next = starts;
-        let mut order = vec![0usize; items.len()];
-        for (i, (r, _)) in items.iter().enumerate() {
-            let shard = (*r as usize) % SHARDS;
-            order[next[shard]] = i;
-            next[shard] += 1;
-        }
+        // One item (every call of `insert`, e.g. WAL replay at start-up)
+        // needs no ordering and no allocation.
+        let single = [0usize];
+        let sorted: Vec<usize>;
+        let order: &[usize] = if items.len() == 1 {
+            &single
+        } else {
+            let mut next = starts;
+            let mut by_shard = vec![0usize; items.len()];
+            for (i, (r, _)) in items.iter().enumerate() {
+                let shard = (*r as usize) % SHARDS;
+                by_shard[next[shard]] = i;
+                next[shard] += 1;
+            }
+            sorted = by_shard;
+            &sorted
+        };
         let mut stored = 0u64;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for shard in 0..SHARDS {
