@@ -91,7 +91,7 @@ impl SeriesRegistry {
 
     /// Remembers that `key` names series `r` (a key for the same series
     /// from another client's encoding is kept beside it). The caller has
-    /// checked that the key's wire labels are exactly the series' labels.
+    /// checked that the key's wire labels validate to the series' labels.
     pub fn remember_key(&mut self, key: u128, r: SeriesRef) {
         if self.series.contains_key(&r) {
             self.by_key.insert(key, r);

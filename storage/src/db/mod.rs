@@ -376,7 +376,7 @@ impl Db {
         {
             // A series with an empty label value needs validation first
             // (empty values are dropped), so it is never found by its wire
-            // labels.
+            // labels here; validated below, its key is learned all the same.
             let reg = inner.registry.read();
             for (i, r) in refs.iter_mut().enumerate() {
                 let pairs = batch.labels(i);
@@ -412,9 +412,11 @@ impl Db {
         let mut new_series: Vec<(SeriesRef, Arc<Labels>)> = Vec::new();
         let mut reg = inner.registry.write();
         for (i, labels, h) in valid {
-            // A key is worth remembering only when the wire labels are the
-            // stored labels as they are (no empty value was dropped).
-            let keyed = batch.key(i) != 0 && labels.eq_pairs(batch.labels(i));
+            // Validation is a pure function of the wire labels (it drops
+            // empty values and refuses what is invalid), so the same wire
+            // bytes always name this series, even when they differ from its
+            // stored labels.
+            let keyed = batch.key(i) != 0;
             let r = match reg.lookup(h, &labels) {
                 Some(r) => r,
                 None => {

@@ -465,6 +465,36 @@ async fn a_series_found_by_its_wire_key_is_the_series_of_its_labels() {
     assert_eq!(got[1].1.len(), 1);
 }
 
+#[tokio::test]
+async fn a_series_with_an_empty_label_value_is_found_by_its_wire_key_too() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 60_000;
+    let db = Db::open(opts(tmp.path())).await.expect("open");
+    // Real exporters send empty values (node_disk_info{model=""}); they are
+    // dropped on the way in, and the wire key still names the series.
+    let wire = [
+        crate::Label::new("__name__", "keyed"),
+        crate::Label::new("host", "a"),
+        crate::Label::new("model", ""),
+    ];
+    for t in [t0, t0 + 1] {
+        let stored = db
+            .append(&keyed(&wire, &[Sample::new(t, 1.0)], 9))
+            .await
+            .expect("append")
+            .stored;
+        assert_eq!(stored, 1);
+    }
+    let r = db.inner.registry.read().lookup_key(9).expect("key learned");
+    let stripped = Labels::from_pairs([("__name__", "keyed"), ("host", "a")]);
+    assert_eq!(
+        db.inner.registry.read().lookup(stripped.stable_hash(), &stripped),
+        Some(r)
+    );
+    let got = read_all(&db, "keyed").await;
+    assert_eq!(got, vec![("a".to_string(), vec![(t0, 1.0), (t0 + 1, 1.0)])]);
+}
+
 fn keyed<'a>(labels: &'a [crate::Label], samples: &[Sample], key: u128) -> crate::WriteBatch<'a> {
     let mut b = crate::WriteBatch::new();
     for l in labels {
