@@ -34,22 +34,35 @@ impl BitWriter {
         }
     }
 
-    /// Writes the low `n` bits of `v` (n <= 64), a byte at a time.
+    /// Writes the low `n` bits of `v` (n <= 64).
     fn bits(&mut self, v: u64, n: u8) {
-        let mut left = n;
-        while left > 0 {
-            if self.free == 0 {
-                self.buf.push(0);
-                self.free = 8;
-            }
-            let take = left.min(self.free);
-            let part = (v >> (left - take)) & ((1u64 << take) - 1);
-            if let Some(last) = self.buf.last_mut() {
-                *last |= (part as u8) << (self.free - take);
-            }
-            self.free -= take;
-            left -= take;
+        if n > 56 {
+            // The bits left free in the last byte plus `n` may not fit a
+            // word: write the high part first.
+            self.bits(v >> 32, n - 32);
+            self.bits(v, 32);
+            return;
         }
+        if n == 0 {
+            return;
+        }
+        let v = v & ((1u64 << n) - 1);
+        // The last byte's used bits and `v`, left-aligned in one word; the
+        // buffer keeps no spare bits beyond the last byte.
+        let (used, last) = match self.buf.last() {
+            Some(&b) if self.free > 0 => (8 - self.free, u64::from(b)),
+            _ => (0, 0),
+        };
+        let at = self.buf.len() - usize::from(used > 0);
+        let total = u32::from(used) + u32::from(n);
+        let word = (last << 56) | (v << (64 - total));
+        let bytes = total.div_ceil(8) as usize;
+        // A fixed-size copy, then cut back to the bytes in use: one store
+        // instead of a loop over bytes (the encoder was 14 % of ingest).
+        self.buf.truncate(at);
+        self.buf.extend_from_slice(&word.to_be_bytes());
+        self.buf.truncate(at + bytes);
+        self.free = (bytes as u32 * 8 - total) as u8;
     }
 }
 
@@ -119,7 +132,7 @@ struct Encoder {
     w: BitWriter,
     count: u16,
     min_t: i64,
-    max_t: i64,
+    /// The last (and latest) sample's timestamp.
     prev_t: i64,
     prev_delta: i64,
     prev_v: u64,
@@ -210,7 +223,6 @@ impl Encoder {
         }
         self.prev_t = s.t;
         self.prev_v = bits;
-        self.max_t = s.t;
         self.count += 1;
     }
 
@@ -231,7 +243,7 @@ impl Encoder {
         }
         Chunk {
             min_t: self.min_t,
-            max_t: self.max_t,
+            max_t: self.prev_t,
             count: self.count,
             starts_at,
             data: data.into_boxed_slice(),
@@ -347,6 +359,12 @@ impl SeriesChunks {
         Self::default()
     }
 
+    /// The last byte of the open chunk (0 when empty): reading it brings
+    /// the bytes the next sample is encoded into into cache.
+    pub fn last_byte(&self) -> u8 {
+        self.open.w.buf.last().copied().unwrap_or(0)
+    }
+
     /// Number of samples held.
     pub fn len(&self) -> usize {
         self.sealed.iter().map(|c| usize::from(c.count)).sum::<usize>() + usize::from(self.open.count)
@@ -359,7 +377,7 @@ impl SeriesChunks {
 
     fn last_t(&self) -> Option<i64> {
         if self.open.count > 0 {
-            Some(self.open.max_t)
+            Some(self.open.prev_t)
         } else {
             self.sealed.last().map(|c| c.max_t)
         }
@@ -422,7 +440,7 @@ impl SeriesChunks {
                 decode(data, starts, c.count, start, end, out);
             }
         }
-        if self.open.count > 0 && self.open.max_t >= start && self.open.min_t <= end {
+        if self.open.count > 0 && self.open.prev_t >= start && self.open.min_t <= end {
             let (data, starts) = self.open.parts();
             decode(data, starts, self.open.count, start, end, out);
         }
@@ -435,7 +453,7 @@ impl SeriesChunks {
     /// cuts through otherwise: listing series must not cost a read.
     pub fn has_samples_in(&self, start: i64, end: i64) -> bool {
         let open =
-            (self.open.count > 0).then_some((self.open.min_t, self.open.max_t, &self.open.w.buf[..], self.open.count));
+            (self.open.count > 0).then_some((self.open.min_t, self.open.prev_t, &self.open.w.buf[..], self.open.count));
         let chunks = self
             .sealed
             .iter()
@@ -474,6 +492,44 @@ mod tests {
     fn lcg(seed: &mut u64) -> u64 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         *seed >> 33
+    }
+
+    #[test]
+    fn bit_writer_writes_what_a_bit_at_a_time_writer_writes() {
+        // The word-at-a-time writer against the plainest possible one, over
+        // every width and mixed single bits, read back by the reader.
+        let mut seed = 11;
+        let mut fast = BitWriter::default();
+        let mut plain: Vec<bool> = Vec::new();
+        let mut written: Vec<(u64, u8)> = Vec::new();
+        for i in 0..5000 {
+            let v = lcg(&mut seed) << 31 ^ lcg(&mut seed);
+            if i % 7 == 0 {
+                fast.bit(v & 1 == 1);
+                plain.push(v & 1 == 1);
+                written.push((v & 1, 1));
+                continue;
+            }
+            let n = (lcg(&mut seed) % 65) as u8;
+            fast.bits(v, n);
+            for k in (0..n).rev() {
+                plain.push((v >> k) & 1 == 1);
+            }
+            let masked = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+            written.push((masked, n));
+        }
+        let mut want = vec![0u8; plain.len().div_ceil(8)];
+        for (i, b) in plain.iter().enumerate() {
+            if *b {
+                want[i / 8] |= 0x80 >> (i % 8);
+            }
+        }
+        assert_eq!(fast.buf, want);
+        assert_eq!(usize::from(fast.free), want.len() * 8 - plain.len());
+        let mut r = BitReader { buf: &fast.buf, pos: 0 };
+        for (v, n) in written {
+            assert_eq!(r.bits(n), v, "{n} bits");
+        }
     }
 
     #[test]
