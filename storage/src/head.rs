@@ -270,14 +270,17 @@ impl Head {
             let mut map = self.shards[shard].lock();
             // Touch every series' open chunk first: these loads do not
             // depend on each other, so their cache misses overlap, and
-            // the encoding below finds its bytes in cache.
-            let mut warm = 0u8;
-            for &i in group {
-                if let Some(c) = map.get(&items[i].0) {
-                    warm ^= c.last_byte();
+            // the encoding below finds its bytes in cache. A lone series
+            // (WAL replay inserts one at a time) has nothing to overlap.
+            if group.len() > 1 {
+                let mut warm = 0u8;
+                for &i in group {
+                    if let Some(c) = map.get(&items[i].0) {
+                        warm ^= c.last_byte();
+                    }
                 }
+                std::hint::black_box(warm);
             }
-            std::hint::black_box(warm);
             for &i in group {
                 let (r, samples) = items[i];
                 let buf = map.entry(r).or_default();
