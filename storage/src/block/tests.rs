@@ -177,6 +177,40 @@ async fn a_block_opened_with_its_written_index_reads_as_one_opened_from_disk() {
     );
 }
 
+#[tokio::test]
+async fn an_index_written_in_several_batches_reads_back_whole() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = BlockStore::local(tmp.path().to_path_buf()).expect("store");
+    // More series than one index batch holds, each with its own labels,
+    // times and values, so a batch boundary that lost or shifted a row
+    // would show.
+    let n = super::writer::INDEX_BATCH_SERIES * 2 + 17;
+    let base = 1_764_000_000_000i64;
+    let series: Vec<(Arc<Labels>, Vec<Sample>)> = (0..n)
+        .map(|i| {
+            let name = format!("m_{i:06}");
+            let instance = format!("host-{}", i % 97);
+            let labels = Arc::new(Labels::from_pairs([
+                ("__name__", name.as_str()),
+                ("instance", &instance),
+            ]));
+            let samples = (0..=(i % 3) as i64)
+                .map(|k| Sample::new(base + i as i64 + k * 15_000, (i as i64 * 10 + k) as f64))
+                .collect();
+            (labels, samples)
+        })
+        .collect();
+    let meta = write_block(&store, &series).await;
+    let block = Block::open(store, meta, &LabelInterner::new()).await.expect("open");
+    let labels: Vec<String> = block.all_series().iter().map(|s| s.labels.to_string()).collect();
+    let want: Vec<String> = series.iter().map(|(l, _)| l.to_string()).collect();
+    assert_eq!(labels, want);
+    assert_same(
+        &read_everything(&block, i64::MIN, i64::MAX).await,
+        &expected(&series, i64::MIN, i64::MAX),
+    );
+}
+
 /// Rewrites a block's samples file in layout version 1 (absolute times and
 /// integers), as blocks written before version 2 are.
 async fn rewrite_as_version_1(store: &BlockStore, meta: &mut BlockMeta, series: &[(Arc<Labels>, Vec<Sample>)]) {
