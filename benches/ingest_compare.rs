@@ -7,7 +7,8 @@
 //! `cargo bench --bench ingest_compare` with the peers on PATH.
 //! Knobs (environment): HOSTS (100), HOURS (2), CONCURRENCY (4),
 //! TARGETS (sightline,victoria-metrics,prometheus), SIGHTLINE_CONFIG,
-//! KEEP_DATA (set: keep the data directories).
+//! KEEP_DATA (set: keep the data directories), SIGHTLINE_WRAPPER (a
+//! command to run the server under, e.g. `heaptrack`).
 
 #[path = "support/node_data.rs"]
 mod node_data;

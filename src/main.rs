@@ -1,5 +1,7 @@
 //! The `sightline` binary: wires storage, ingest and query together.
 
+#[cfg(feature = "jemalloc")]
+mod allocator;
 mod config;
 mod metrics;
 mod report;

@@ -396,5 +396,39 @@ pub fn render(
     rule_metrics(&mut out, rules);
     alertmanager_metrics(&mut out, rules);
     process_metrics(&mut out);
+    allocator_metrics(&mut out);
     out
+}
+
+/// What the memory allocator holds: the gap between allocated and
+/// resident is fragmentation and memory kept for reuse.
+#[cfg(not(feature = "jemalloc"))]
+fn allocator_metrics(_out: &mut String) {}
+
+/// What the memory allocator holds: the gap between allocated and
+/// resident is fragmentation and memory kept for reuse.
+#[cfg(feature = "jemalloc")]
+fn allocator_metrics(out: &mut String) {
+    let Some(s) = crate::allocator::stats() else {
+        return;
+    };
+    for (name, help, v) in [
+        (
+            "sightline_allocator_allocated_bytes",
+            "Bytes the program holds in allocations.",
+            s.allocated,
+        ),
+        (
+            "sightline_allocator_active_bytes",
+            "Bytes in pages the allocator keeps active for those allocations.",
+            s.active,
+        ),
+        (
+            "sightline_allocator_resident_bytes",
+            "Bytes resident for the allocator, its metadata and pages kept for reuse included.",
+            s.resident,
+        ),
+    ] {
+        single(out, name, "gauge", help, v);
+    }
 }

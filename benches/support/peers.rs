@@ -96,7 +96,17 @@ pub fn start(name: &'static str, work: &Path, extra: &[String]) -> Target {
     let (mut cmd, ready) = match name {
         "sightline" => {
             let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/sightline");
-            let mut c = Command::new(bin);
+            // SIGHTLINE_WRAPPER (e.g. `heaptrack`) runs the server under a
+            // profiler; CPU and RSS are then the wrapper's, not the server's.
+            let mut c = match std::env::var("SIGHTLINE_WRAPPER") {
+                Ok(w) if !w.trim().is_empty() => {
+                    let mut words = w.split_whitespace();
+                    let mut c = Command::new(words.next().unwrap_or_default());
+                    c.args(words).arg(bin);
+                    c
+                }
+                _ => Command::new(bin),
+            };
             c.args(["serve", "--data-dir"])
                 .arg(&data_dir)
                 .arg("--http-listen")
