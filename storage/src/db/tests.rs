@@ -10,6 +10,26 @@ fn opts(dir: &std::path::Path) -> DbOptions {
     o
 }
 
+/// A start time about `ago` ms before now such that `[t0, t0 + span]`
+/// lies in one partition of the default options: a test that counts
+/// blocks must not see its samples split at a partition boundary, which
+/// `now - ago` alone would do whenever the clock is just past one.
+fn t0_in_one_partition(ago: i64, span: i64) -> i64 {
+    let part = DbOptions::new("unused").partition.as_millis() as i64;
+    let t0 = now_ms() - ago;
+    let end_of_partition = (t0.div_euclid(part) + 1) * part;
+    // Moved to the next partition, the samples still end by now.
+    assert!(
+        2 * span <= ago && span < part,
+        "a span of {span} ms does not fit {ago} ms ago"
+    );
+    if t0 + span < end_of_partition {
+        t0
+    } else {
+        end_of_partition
+    }
+}
+
 struct Series {
     labels: Vec<crate::Label>,
     samples: Vec<Sample>,
@@ -54,7 +74,7 @@ async fn read_all(db: &Db, name: &str) -> Vec<(String, Vec<(i64, f64)>)> {
 #[tokio::test]
 async fn samples_survive_flush_compaction_and_reopen() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let t0 = now_ms() - 30 * 60_000;
+    let t0 = t0_in_one_partition(30 * 60_000, 45_000);
     let db = Db::open(opts(tmp.path())).await.expect("open");
     let stale = f64::from_bits(crate::STALE_NAN_BITS);
     let rep = db
@@ -252,7 +272,8 @@ async fn read_batched(db: &Db, matchers: &[Matcher], start: i64, end: i64, batch
 #[tokio::test]
 async fn batched_reads_equal_whole_reads_across_blocks_and_head() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let t0 = now_ms() - 30 * 60_000;
+    // Samples up to t0 + 60 scrapes of 15 s.
+    let t0 = t0_in_one_partition(30 * 60_000, 60 * 15_000);
     let db = Db::open(opts(tmp.path())).await.expect("open");
     let hosts: Vec<String> = (0..40).map(|i| format!("h{i:02}")).collect();
     // Three sources per series: two blocks and the head, the second
