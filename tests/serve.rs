@@ -16,7 +16,16 @@ fn serve_accepts_writes_flushes_on_sigterm_and_keeps_data_across_restart() {
     assert_eq!(c.get(srv.url("/-/ready")).send().expect("ready").status(), 200);
     assert_eq!(c.get(srv.url("/-/healthy")).send().expect("healthy").status(), 200);
 
-    let t = now_ms() - 60_000;
+    // Three samples 15 s apart, all in one 2 h partition (the test counts
+    // blocks): a minute ago, or earlier if a partition starts in between.
+    let part = 2 * 3600 * 1000;
+    let minute_ago = now_ms() - 60_000;
+    let last_partition_start = (minute_ago + 30_000).div_euclid(part) * part;
+    let t = if last_partition_start > minute_ago {
+        last_partition_start - 30_001
+    } else {
+        minute_ago
+    };
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
     let series: Vec<_> = (0..50)
         .map(|i| {
