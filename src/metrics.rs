@@ -396,17 +396,14 @@ pub fn render(
     rule_metrics(&mut out, rules);
     alertmanager_metrics(&mut out, rules);
     process_metrics(&mut out);
+    #[cfg(feature = "jemalloc")]
     allocator_metrics(&mut out);
     out
 }
 
 /// What the memory allocator holds: the gap between allocated and
-/// resident is fragmentation and memory kept for reuse.
-#[cfg(not(feature = "jemalloc"))]
-fn allocator_metrics(_out: &mut String) {}
-
-/// What the memory allocator holds: the gap between allocated and
-/// resident is fragmentation and memory kept for reuse.
+/// resident is fragmentation and memory kept for reuse. Only jemalloc
+/// has such figures.
 #[cfg(feature = "jemalloc")]
 fn allocator_metrics(out: &mut String) {
     let Some(s) = crate::allocator::stats() else {
