@@ -59,7 +59,7 @@ impl Db {
     /// the head is empty.
     fn cut_head(&self) -> Option<tokio::sync::oneshot::Receiver<Result<u64, String>>> {
         let inner = &*self.inner;
-        let _append = inner.append_lock.lock();
+        let _append = inner.append_lock.write();
         let mut heads = inner.heads.write();
         if heads.active.num_samples() == 0 {
             return None;

@@ -163,10 +163,15 @@ struct Inner {
     opts: DbOptions,
     registry: RwLock<SeriesRegistry>,
     heads: RwLock<Heads>,
-    /// Held while samples go into the head and their WAL record is queued,
-    /// so the WAL order equals the head order and a head cut falls between
-    /// two appends.
-    append_lock: Mutex<()>,
+    /// Held shared by every append while its samples go into the head and
+    /// its WAL records are queued, and exclusively by a head cut, so that
+    /// a cut falls between appends: every sample of the old head is in a
+    /// WAL segment before the cut, every sample of the new head after it.
+    /// Appends run side by side: the order of their sample records does
+    /// not matter (only stored samples are logged, and replay stores them
+    /// all), and a series record is queued before its series can be found
+    /// by another append (see [`Db::resolve_unknown_series`]).
+    append_lock: RwLock<()>,
     /// One head flush at a time.
     flush_lock: tokio::sync::Mutex<()>,
     /// One compaction or retention pass at a time. Separate from flushes:
@@ -244,12 +249,10 @@ impl Db {
 
     /// The head part of [`Db::append`]: resolves series (validating only
     /// new ones), checks times, stores samples in the head and queues the
-    /// WAL record, all under the append lock.
+    /// WAL records, all under the shared append lock. The ack returned is
+    /// that of the last record queued; the WAL resolves acks in order.
     fn append_to_head(&self, batch: &WriteBatch<'_>) -> Result<(AppendReport, Option<WalAck>)> {
         let inner = &*self.inner;
-        if inner.closed.load(Ordering::Acquire) {
-            return Err(StorageError::ShuttingDown);
-        }
         let limit = inner.opts.head_max_samples.saturating_mul(2);
         if self.head_samples() > limit {
             return Err(StorageError::Overloaded(format!(
@@ -259,7 +262,12 @@ impl Db {
         }
         let n = batch.len();
         let mut report = AppendReport::default();
-        let _guard = inner.append_lock.lock();
+        let _guard = inner.append_lock.read();
+        // Checked under the lock: `close` sets the flag and then waits for
+        // the appends holding it, so none can slip in after its flush.
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(StorageError::ShuttingDown);
+        }
 
         // Known series are found by the key of their wire labels without
         // allocating; the rest by the hash of their labels, and what is
@@ -273,10 +281,10 @@ impl Db {
                 })
                 .collect()
         };
-        let new_series = if refs.iter().any(Option::is_none) {
+        let series_ack = if refs.iter().any(Option::is_none) {
             self.resolve_unknown_series(batch, &mut refs, &mut report)
         } else {
-            Vec::new()
+            None
         };
         let now = now_ms();
         let max_t = inner.max_t.load(Ordering::Relaxed);
@@ -349,26 +357,29 @@ impl Db {
         inner.stats.samples_conflicting.add(report.conflicts);
         inner.max_t.fetch_max(new_max, Ordering::Relaxed);
 
-        let mut record = Vec::with_capacity(wal_samples.len() * 12 + new_series.len() * 64);
-        if !new_series.is_empty() {
-            let list: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, &**l)).collect();
-            encode_series(&mut record, &list);
-        }
+        let mut record = Vec::with_capacity(wal_samples.len() * 12);
         encode_samples(&mut record, &wal_samples);
-        let ack = (!record.is_empty()).then(|| inner.wal.write(record));
+        let ack = if record.is_empty() {
+            series_ack
+        } else {
+            Some(inner.wal.write(record))
+        };
         Ok((report, ack))
     }
 
     /// Finds or creates the series of `batch` that `refs` has no reference
     /// for (their key was unknown), remembering their keys; a series with
-    /// invalid labels stays `None` and is counted in `report`. Returns the
-    /// series created, for the WAL. Called under the append lock.
+    /// invalid labels stays `None` and is counted in `report`. Series it
+    /// creates are queued to the WAL before the registry lets any other
+    /// append find them, so no sample record can precede its series
+    /// record; returns that record's ack, if any. Called under the append
+    /// lock.
     fn resolve_unknown_series(
         &self,
         batch: &WriteBatch<'_>,
         refs: &mut [Option<SeriesRef>],
         report: &mut AppendReport,
-    ) -> Vec<(SeriesRef, Arc<Labels>)> {
+    ) -> Option<WalAck> {
         let inner = &*self.inner;
         let mut scratch = Vec::with_capacity(512);
         // Keys to remember: (key, series).
@@ -436,7 +447,15 @@ impl Db {
         }
         inner.stats.series_created.add(new_series.len() as u64);
         inner.stats.head_series.set(reg.len() as u64);
-        new_series
+        if new_series.is_empty() {
+            return None;
+        }
+        let list: Vec<(SeriesRef, &Labels)> = new_series.iter().map(|(r, l)| (*r, &**l)).collect();
+        let mut record = Vec::with_capacity(new_series.len() * 64);
+        encode_series(&mut record, &list);
+        let ack = inner.wal.write(record);
+        drop(reg);
+        Some(ack)
     }
 
     /// Stops accepting writes and flushes the head to blocks, leaving an
@@ -444,7 +463,7 @@ impl Db {
     pub async fn close(&self) -> Result<()> {
         self.inner.closed.store(true, Ordering::Release);
         // Wait for appends in flight to queue their WAL records.
-        drop(self.inner.append_lock.lock());
+        drop(self.inner.append_lock.write());
         self.flush_head().await?;
         // Every sample is in blocks now: the checkpoint of live series that
         // starts the current segment is no longer needed. Start an empty

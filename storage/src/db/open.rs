@@ -99,7 +99,7 @@ impl Db {
                     active: Arc::new(head),
                     flushing: Vec::new(),
                 }),
-                append_lock: Mutex::new(()),
+                append_lock: RwLock::new(()),
                 flush_lock: tokio::sync::Mutex::new(()),
                 compaction_lock: tokio::sync::Mutex::new(()),
                 wal,
