@@ -334,6 +334,9 @@ pub enum LabelError {
     /// A name or value is longer than allowed.
     #[error("label {0:?} is {1} bytes long, more than the limit of {2}")]
     TooLong(String, usize, usize),
+    /// The bytes the client sent for the labels are not labels.
+    #[error("labels could not be decoded: {0}")]
+    Undecodable(String),
 }
 
 /// Limits applied to every incoming label set.

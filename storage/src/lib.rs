@@ -26,7 +26,7 @@ pub mod sample;
 pub mod stats;
 pub mod wal;
 
-pub use batch::{WriteBatch, series_key};
+pub use batch::{WireLabelsDecoder, WriteBatch, series_key};
 pub use db::{AppendReport, Db, DbOptions, Rejection, now_ms};
 pub use duration::parse_duration;
 pub use error::{Result, StorageError};

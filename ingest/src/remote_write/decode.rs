@@ -198,8 +198,13 @@ fn decode_metadata(buf: &[u8], base: usize) -> Result<(String, MetricMetadata), 
     ))
 }
 
-/// Decodes a `prometheus.WriteRequest` into `batch`.
+/// Decodes a `prometheus.WriteRequest` into `batch`. The labels of a
+/// series are left undecoded in `buf` (their bytes hashed into the series'
+/// key) while they are back to back, as every encoder writes them; storage
+/// decodes them with [`decode_wire_labels`] only for a series it does not
+/// know, so an undecodable label refuses its series, not the request.
 pub fn decode_write_request<'a>(buf: &'a [u8], batch: &mut WriteBatch<'a>) -> Result<Extras, DecodeError> {
+    batch.defer_labels_to(buf, decode_wire_labels);
     let mut extras = Extras::default();
     let mut c = Cursor::new(buf, 0);
     let mut index = 0usize;
@@ -231,8 +236,7 @@ fn decode_series<'a>(
 ) -> Result<(), DecodeError> {
     let mut c = Cursor::new(buf, base);
     // The label fields' bytes, while they are back to back (as every
-    // encoder writes them): their hash is the series' key, and one UTF-8
-    // check of them covers every name and value.
+    // encoder writes them): their hash is the series' key.
     let mut labels_wire: Option<(usize, usize)> = None;
     let mut contiguous = true;
     while !c.done() {
@@ -264,8 +268,8 @@ fn decode_series<'a>(
     let key = match labels_wire {
         Some((start, end)) if contiguous => {
             let span = buf.get(start..end).ok_or(DecodeError::Truncated(base + start))?;
-            decode_labels(span, base + start, batch)?;
-            series_key(span)
+            batch.finish_series_deferred(series_key(span), base + start..base + end);
+            return Ok(());
         }
         Some((start, end)) => {
             // Labels split by other fields: decode them one at a time.
@@ -289,18 +293,19 @@ fn decode_series<'a>(
     Ok(())
 }
 
-/// Decodes back-to-back `Label` fields starting at byte `base`.
-fn decode_labels<'a>(span: &'a [u8], base: usize, batch: &mut WriteBatch<'a>) -> Result<(), DecodeError> {
+/// Decodes back-to-back `Label` fields (a
+/// [`WireLabelsDecoder`](sightline_storage::WireLabelsDecoder)); byte
+/// positions in errors count from the first label.
+pub fn decode_wire_labels<'a>(span: &'a [u8], out: &mut Vec<(&'a str, &'a str)>) -> Result<(), String> {
     // Tags and short lengths are ASCII, so the span of a series with UTF-8
     // labels is almost always UTF-8 as a whole; each name and value is then
     // cut from it at char boundaries (a cut that is not falls back to its
     // own check, which names the problem).
-    let text = std::str::from_utf8(span).ok().map(|t| (t, base));
-    let mut c = Cursor::new(span, base);
+    let text = std::str::from_utf8(span).ok().map(|t| (t, 0));
+    let mut c = Cursor::new(span, 0);
     while !c.done() {
-        let (label, at) = c.bytes_of_field(1)?;
-        let (name, value) = decode_label(label, at, text)?;
-        batch.push_label(name, value);
+        let (label, at) = c.bytes_of_field(1).map_err(|e| e.to_string())?;
+        out.push(decode_label(label, at, text).map_err(|e| e.to_string())?);
     }
     Ok(())
 }
@@ -410,10 +415,13 @@ mod tests {
         let mut batch = WriteBatch::new();
         let extras = decode_write_request(&bytes, &mut batch).expect("decode");
         assert_eq!(batch.len(), 2);
-        assert_eq!(batch.labels(0), &[("__name__", "up"), ("job", "ünïcode")]);
+        assert_eq!(
+            *batch.labels(0).expect("labels"),
+            [("__name__", "up"), ("job", "ünïcode")]
+        );
         assert_eq!(batch.samples(0)[0], Sample::new(-5, 1.5));
         assert_eq!(batch.samples(0)[1].v.to_bits(), sightline_storage::STALE_NAN_BITS);
-        assert_eq!(batch.labels(1), &[("__name__", "")]);
+        assert_eq!(*batch.labels(1).expect("labels"), [("__name__", "")]);
         assert_eq!(batch.samples(1), &[Sample::new(0, 0.0)]);
         assert_eq!(extras.histograms, 1);
         assert_eq!(extras.first_histogram_series, Some(0));
@@ -450,7 +458,10 @@ mod tests {
         prost::encoding::bytes::encode(1, &split, &mut body);
         let mut batch = WriteBatch::new();
         decode_write_request(&body, &mut batch).expect("decode");
-        assert_eq!(batch.labels(0), &[("__name__", "up"), ("job", "ünïcode")]);
+        assert_eq!(
+            *batch.labels(0).expect("labels"),
+            [("__name__", "up"), ("job", "ünïcode")]
+        );
         assert_eq!(batch.key(0), 0);
     }
 
@@ -464,17 +475,21 @@ mod tests {
         let bytes = req.encode_to_vec();
         let mut batch = WriteBatch::new();
         decode_write_request(&bytes, &mut batch).expect("decode");
-        assert_eq!(batch.labels(0), &[("__name__", "up"), ("job", long.as_str())]);
+        assert_eq!(
+            *batch.labels(0).expect("labels"),
+            [("__name__", "up"), ("job", long.as_str())]
+        );
 
-        // An invalid byte inside a value is still refused by name.
+        // An invalid byte inside a value refuses that series by name, when
+        // its labels are decoded; the request and its other series decode.
         let mut bad = bytes.clone();
         let at = bad.windows(2).position(|w| w == "é".as_bytes()).expect("é");
         bad[at] = 0xff;
         let mut batch = WriteBatch::new();
-        assert_eq!(
-            decode_write_request(&bad, &mut batch),
-            Err(DecodeError::NotUtf8("value"))
-        );
+        decode_write_request(&bad, &mut batch).expect("decode");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.labels(0), Err("label value is not valid UTF-8".to_string()));
+        assert_eq!(*batch.labels(1).expect("labels"), [("__name__", "")]);
     }
 
     #[test]
@@ -499,10 +514,15 @@ mod tests {
             decode_write_request(&[0x5b, 0x64], &mut batch).is_err(),
             "end of another group"
         );
-        let bad_utf8 = [0x0a, 0x06, 0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe];
-        assert_eq!(
-            decode_write_request(&bad_utf8, &mut batch),
-            Err(DecodeError::NotUtf8("name"))
-        );
+        // A series whose one label's name is not UTF-8, with one sample.
+        let bad_utf8 = [0x0a, 0x08, 0x0a, 0x04, 0x0a, 0x02, 0xff, 0xfe, 0x12, 0x00];
+        let mut batch = WriteBatch::new();
+        assert_eq!(decode_write_request(&bad_utf8, &mut batch), Ok(Extras::default()));
+        assert_eq!(batch.labels(0), Err("label name is not valid UTF-8".to_string()));
+        // Cut inside the label: the series' labels are refused, not the request.
+        let torn_label = [0x0a, 0x07, 0x0a, 0x03, 0x0a, 0x02, 0x61, 0x12, 0x00];
+        let mut batch = WriteBatch::new();
+        assert_eq!(decode_write_request(&torn_label, &mut batch), Ok(Extras::default()));
+        assert!(batch.labels(0).is_err());
     }
 }

@@ -125,6 +125,33 @@ async fn invalid_series_are_named_and_valid_ones_kept() {
 }
 
 #[tokio::test]
+async fn a_series_with_undecodable_labels_is_refused_and_the_rest_kept() {
+    let (_tmp, st) = state(IngestOptions::default()).await;
+    let t = now_ms();
+    let mut raw = WriteRequest {
+        timeseries: vec![
+            series(&[("__name__", "ok"), ("a", "1")], &[(t, 1.0)]),
+            series(&[("__name__", "ok"), ("a", "MARK")], &[(t, 2.0)]),
+            series(&[("__name__", "ok"), ("a", "3")], &[(t, 3.0)]),
+        ],
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    let at = raw.windows(4).position(|w| w == b"MARK").expect("marker");
+    raw[at] = 0xff;
+    let body = snap::raw::Encoder::new().compress_vec(&raw).expect("snappy");
+    let (code, _, msg) = send(&st, v1(body)).await;
+    assert_eq!(code, 400);
+    assert!(
+        msg.contains("#2 (undecodable labels: label value is not valid UTF-8)"),
+        "{msg}"
+    );
+    assert_eq!(stored(&st, "ok").await.len(), 2);
+    use crate::stats::RejectReason;
+    assert_eq!(st.stats.rejected(RejectReason::InvalidSeries), 1);
+}
+
+#[tokio::test]
 async fn too_old_samples_are_400_naming_the_series() {
     let (_tmp, st) = state(IngestOptions::default()).await;
     let t = now_ms();

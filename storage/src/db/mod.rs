@@ -384,41 +384,54 @@ impl Db {
         let mut scratch = Vec::with_capacity(512);
         // Keys to remember: (key, series).
         let mut learned: Vec<(u128, SeriesRef)> = Vec::new();
+        let mut invalid: Vec<(usize, LabelError)> = Vec::new();
+        // The labels of every unknown series, decoded now if deferred.
+        let mut unknown = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            if r.is_none() {
+                match batch.labels(i) {
+                    Ok(pairs) => unknown.push((i, pairs)),
+                    Err(e) => invalid.push((i, LabelError::Undecodable(e))),
+                }
+            }
+        }
         {
             // A series with an empty label value needs validation first
             // (empty values are dropped), so it is never found by its wire
             // labels here; validated below, its key is learned all the same.
             let reg = inner.registry.read();
-            for (i, r) in refs.iter_mut().enumerate() {
-                let pairs = batch.labels(i);
-                if r.is_some() || pairs.iter().any(|(_, v)| v.is_empty()) {
+            for (i, pairs) in &unknown {
+                if pairs.iter().any(|(_, v)| v.is_empty()) {
                     continue;
                 }
                 let h = hash_label_pairs(&mut scratch, pairs.iter().copied());
                 if let Some(found) = reg.lookup_pairs(h, pairs) {
                     // Found by its labels as they came: the key names them.
-                    *r = Some(found);
-                    if batch.key(i) != 0 {
-                        learned.push((batch.key(i), found));
+                    refs[*i] = Some(found);
+                    if batch.key(*i) != 0 {
+                        learned.push((batch.key(*i), found));
                     }
                 }
             }
         }
         let mut valid = Vec::new();
-        for (i, r) in refs.iter().enumerate() {
-            if r.is_some() {
+        for (i, pairs) in &unknown {
+            if refs[*i].is_some() {
                 continue;
             }
-            match validate_labels(batch.labels(i), &inner.opts.label_limits) {
+            match validate_labels(pairs, &inner.opts.label_limits) {
                 Ok(labels) => {
                     let h = labels.stable_hash();
-                    valid.push((i, labels, h));
+                    valid.push((*i, labels, h));
                 }
-                Err(e) => {
-                    report.invalid += batch.samples(i).len() as u64;
-                    report.first_rejection.get_or_insert((i, Rejection::InvalidLabels(e)));
-                }
+                Err(e) => invalid.push((*i, e)),
             }
+        }
+        // The first refused series in request order is the one named.
+        invalid.sort_by_key(|(i, _)| *i);
+        for (i, e) in invalid {
+            report.invalid += batch.samples(i).len() as u64;
+            report.first_rejection.get_or_insert((i, Rejection::InvalidLabels(e)));
         }
         let mut new_series: Vec<(SeriesRef, Arc<Labels>)> = Vec::new();
         let mut reg = inner.registry.write();
