@@ -432,6 +432,12 @@ impl Wal {
         WalAck(rx)
     }
 
+    /// Queues nothing; the ack resolves once every record queued before
+    /// this call is durable.
+    pub fn sync(&self) -> WalAck {
+        self.write(Vec::new())
+    }
+
     /// Closes the current segment and starts a new one beginning with
     /// `checkpoint` (framed series records); returns the new number.
     pub fn rotate(&self, checkpoint: Vec<u8>) -> oneshot::Receiver<Result<u64, String>> {

@@ -240,7 +240,16 @@ impl Db {
     /// Refused samples are counted in the report, not errors; the valid
     /// samples of the same call are kept.
     pub async fn append(&self, batch: &WriteBatch<'_>) -> Result<AppendReport> {
-        let (report, ack) = self.append_to_head(batch)?;
+        let (report, mut ack) = self.append_to_head(batch)?;
+        if report.duplicates > 0 {
+            // A duplicate is a sample another append stored, maybe one still
+            // running whose WAL record is not queued yet; acknowledging it
+            // promises that sample too. The exclusive lock waits until every
+            // append holding it has queued its records, and the sync after
+            // them resolves once those are durable (acks come in order).
+            drop(self.inner.append_lock.write());
+            ack = Some(self.inner.wal.sync());
+        }
         if let Some(ack) = ack {
             ack.wait().await?;
         }

@@ -635,3 +635,43 @@ async fn concurrent_appends_creating_series_survive_head_cuts_and_replay() {
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "acknowledged samples are missing after replay");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::await_holding_lock,
+    reason = "the test plays an append in flight, which holds the lock while the retry runs"
+)]
+async fn a_duplicate_is_acknowledged_only_after_appends_in_flight_queued_theirs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t0 = now_ms() - 60_000;
+    let db = Db::open(opts(tmp.path())).await.expect("open");
+    db.append_all(&[series("up", "a", &[(t0, 1.0)])]).await.expect("append");
+    // An append in flight: it has stored (t0 + 1, 2.0) in the head and
+    // holds the lock, its WAL record not yet queued.
+    let in_flight = db.inner.append_lock.read();
+    let labels = Labels::from_pairs([("__name__", "up"), ("host", "a")]);
+    let r = db
+        .inner
+        .registry
+        .read()
+        .lookup(labels.stable_hash(), &labels)
+        .expect("series");
+    let head = db.inner.heads.read().active.clone();
+    head.insert(r, &[Sample::new(t0 + 1, 2.0)], |_, outcome| {
+        assert_eq!(outcome, InsertOutcome::Stored)
+    });
+    // A retry of that sample finds it in the head: its acknowledgement
+    // must wait for the append in flight.
+    let retry = {
+        let db = db.clone();
+        tokio::spawn(async move { db.append_all(&[series("up", "a", &[(t0 + 1, 2.0)])]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !retry.is_finished(),
+        "a duplicate was acknowledged before its original was queued"
+    );
+    drop(in_flight);
+    let report = retry.await.expect("task").expect("append");
+    assert_eq!((report.stored, report.duplicates), (0, 1));
+}
