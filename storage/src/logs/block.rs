@@ -106,10 +106,14 @@ fn data_schema() -> SchemaRef {
     ]))
 }
 
+/// Rows per Parquet row group (small in tests, so that they cover reads
+/// across row groups).
+const ROW_GROUP_ROWS: usize = if cfg!(test) { 1024 } else { 1 << 20 };
+
 fn writer_props(zstd_level: i32) -> Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
-        .set_max_row_group_row_count(Some(1 << 20))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(GRANULE_ROWS as usize * 8)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
@@ -421,8 +425,9 @@ impl LogBlock {
         if !q.overlaps(self.meta.min_t, self.meta.max_t) {
             return;
         }
+        let mut matcher = q.stream_matcher();
         for s in &self.streams {
-            if q.overlaps(s.min_t, s.max_t) && q.matches_stream(&s.key) {
+            if q.overlaps(s.min_t, s.max_t) && matcher.matches(&s.key) {
                 out.push(s.key.clone());
             }
         }
@@ -434,10 +439,11 @@ impl LogBlock {
         if !q.overlaps(self.meta.min_t, self.meta.max_t) {
             return Ok(());
         }
+        let mut matcher = q.stream_matcher();
         let mut ranges: Vec<(u32, u32)> = self
             .streams
             .iter()
-            .filter(|s| q.overlaps(s.min_t, s.max_t) && q.matches_stream(&s.key))
+            .filter(|s| q.overlaps(s.min_t, s.max_t) && matcher.matches(&s.key))
             .map(|s| (s.first_row, s.first_row + s.rows))
             .collect();
         if ranges.is_empty() {
@@ -554,15 +560,6 @@ impl LogBlock {
     ) -> Result<()> {
         let path = self.dir.join(DATA_FILE);
         let file = File::open(&path).map_err(|e| StorageError::io("open", &path, e))?;
-        let mut selectors = Vec::with_capacity(ranges.len() * 2);
-        let mut cursor = 0u32;
-        for &(from, to) in ranges {
-            if from > cursor {
-                selectors.push(RowSelector::skip((from - cursor) as usize));
-            }
-            selectors.push(RowSelector::select((to - from) as usize));
-            cursor = to;
-        }
         let meta = match self.reader_meta.get() {
             Some(m) => m.clone(),
             None => {
@@ -571,11 +568,22 @@ impl LogBlock {
                 self.reader_meta.get_or_init(|| m).clone()
             }
         };
+        let group_rows: Vec<u64> = meta
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
+            .collect();
+        let (groups, selectors) = select_row_groups(&group_rows, ranges);
+        if groups.is_empty() {
+            return Ok(());
+        }
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
         let columns: &[usize] = if with_lines { &[0, 1, 2, 3] } else { &[0, 1, 3] };
         let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
         let reader = builder
             .with_projection(mask)
+            .with_row_groups(groups)
             .with_row_selection(RowSelection::from(selectors))
             .with_batch_size(BATCH_ROWS)
             .build()?;
@@ -627,6 +635,51 @@ impl Drop for LogBlock {
             tracing::warn!(block = %self.dir.display(), error = %e, "logs: could not delete a retired block");
         }
     }
+}
+
+/// The row groups (of `group_rows` rows each) that hold rows of `ranges`
+/// (sorted, disjoint `[from, to)` row numbers of the file), and a selection
+/// of those rows counted over the chosen groups only. A reader given the
+/// groups opens nothing of the others: each column chunk it opens costs a
+/// zstd compressor and decompressor (parquet creates both per chunk), a
+/// tenth of a needle search when every group was opened to be skipped.
+fn select_row_groups(group_rows: &[u64], ranges: &[(u32, u32)]) -> (Vec<usize>, Vec<RowSelector>) {
+    let mut groups = Vec::new();
+    let mut selectors = Vec::new();
+    let mut next = 0usize;
+    let mut group_start = 0u64;
+    for (g, &rows) in group_rows.iter().enumerate() {
+        let group_end = group_start + rows;
+        let mut cursor = group_start;
+        let mut picked = Vec::new();
+        while let Some(&(from, to)) = ranges.get(next) {
+            let (from, to) = (u64::from(from), u64::from(to));
+            if from >= group_end {
+                break;
+            }
+            let (a, b) = (from.max(cursor), to.min(group_end));
+            if b > a {
+                if a > cursor {
+                    picked.push(RowSelector::skip((a - cursor) as usize));
+                }
+                picked.push(RowSelector::select((b - a) as usize));
+                cursor = b;
+            }
+            if to > group_end {
+                break; // The range goes on in the next group.
+            }
+            next += 1;
+        }
+        if !picked.is_empty() {
+            if group_end > cursor {
+                picked.push(RowSelector::skip((group_end - cursor) as usize));
+            }
+            groups.push(g);
+            selectors.extend(picked);
+        }
+        group_start = group_end;
+    }
+    (groups, selectors)
 }
 
 /// Appends `entry` to the last stream of `out` when it is `key`'s (rows
@@ -744,5 +797,25 @@ mod tests {
             vec![(100, 128), (300, 310)]
         );
         assert_eq!(intersect_granules(&[(10, 20)], &[3], 128), vec![]);
+    }
+
+    #[test]
+    fn only_row_groups_holding_selected_rows_are_read() {
+        let kinds = |sel: &[RowSelector]| -> Vec<(bool, usize)> { sel.iter().map(|s| (s.skip, s.row_count)).collect() };
+        // Groups of 10, 10, 10, 5 rows. Rows 12..15 and 18..23 (crossing
+        // into the third group); nothing of the first or the last.
+        let (groups, sel) = select_row_groups(&[10, 10, 10, 5], &[(12, 15), (18, 23)]);
+        assert_eq!(groups, vec![1, 2]);
+        assert_eq!(
+            kinds(&sel),
+            vec![(true, 2), (false, 3), (true, 3), (false, 2), (false, 3), (true, 7)]
+        );
+        // Everything: every group, whole.
+        let (groups, sel) = select_row_groups(&[10, 10, 10, 5], &[(0, 35)]);
+        assert_eq!(groups, vec![0, 1, 2, 3]);
+        assert_eq!(sel.iter().filter(|s| !s.skip).map(|s| s.row_count).sum::<usize>(), 35);
+        // A range in the last group only; nothing selected at all.
+        assert_eq!(select_row_groups(&[10, 10, 10, 5], &[(34, 35)]).0, vec![3]);
+        assert_eq!(select_row_groups(&[10, 10], &[]).0, Vec::<usize>::new());
     }
 }

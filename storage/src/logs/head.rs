@@ -110,8 +110,9 @@ impl LogHead {
 
     /// Adds the entries `q` selects to `out`.
     pub fn select(&self, q: &LogSelect, out: &mut Vec<LogStream>) {
+        let mut matcher = q.stream_matcher();
         for (key, entries) in &self.streams {
-            if !q.matches_stream(key) {
+            if !matcher.matches(key) {
                 continue;
             }
             let from = entries.partition_point(|e| e.ts < q.start);
@@ -142,8 +143,9 @@ impl LogHead {
 
     /// The keys of streams `q` selects that have an entry in its range.
     pub fn stream_keys(&self, q: &LogSelect, out: &mut Vec<Arc<StreamKey>>) {
+        let mut matcher = q.stream_matcher();
         for (key, entries) in &self.streams {
-            if q.matches_stream(key) && entries.iter().any(|e| e.ts >= q.start && e.ts < q.end) {
+            if matcher.matches(key) && entries.iter().any(|e| e.ts >= q.start && e.ts < q.end) {
                 out.push(key.clone());
             }
         }

@@ -1,7 +1,9 @@
 //! What a log read asks for, and the checks every source applies the same
 //! way (head, blocks being written, blocks on disk).
 
-use crate::matcher::Matcher;
+use std::collections::HashMap;
+
+use crate::matcher::{MatchOp, Matcher};
 
 use super::model::StreamKey;
 
@@ -52,6 +54,15 @@ impl LogSelect {
                 .all(|m| m.matches(key.labels.get(&m.name).unwrap_or("")))
     }
 
+    /// A matcher for many stream keys in a row (a block's streams): it
+    /// runs each regular expression once per distinct label value.
+    pub fn stream_matcher(&self) -> StreamMatcher<'_> {
+        StreamMatcher {
+            select: self,
+            seen: vec![HashMap::new(); self.matchers.len()],
+        }
+    }
+
     /// True when `line` contains every needle.
     pub fn matches_line(&self, line: &str) -> bool {
         self.contains.iter().all(|n| line.contains(n.as_str()))
@@ -74,5 +85,93 @@ pub trait LogReader: Send + Sync {
     /// reader has no live source (e.g. blocks in an object store).
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<super::TailBatch>> {
         None
+    }
+}
+
+/// Matches stream keys against a [`LogSelect`]'s tenant and matchers, as
+/// [`LogSelect::matches_stream`] does, remembering what each regular
+/// expression said of each label value: a block's thousands of streams
+/// share a handful of values per label (three sites, a few dozen apps),
+/// and a regex costs far more than a map probe.
+#[derive(Debug)]
+pub struct StreamMatcher<'q> {
+    select: &'q LogSelect,
+    /// Per matcher: label value -> matched (regex matchers only).
+    seen: Vec<HashMap<String, bool>>,
+}
+
+impl StreamMatcher<'_> {
+    /// True when the stream belongs to the tenant and its labels match.
+    pub fn matches(&mut self, key: &StreamKey) -> bool {
+        if key.tenant != self.select.tenant {
+            return false;
+        }
+        for (m, seen) in self.select.matchers.iter().zip(&mut self.seen) {
+            let value = key.labels.get(&m.name).unwrap_or("");
+            let ok = match m.op {
+                MatchOp::Equal | MatchOp::NotEqual => m.matches(value),
+                MatchOp::Regex | MatchOp::NotRegex => match seen.get(value) {
+                    Some(&ok) => ok,
+                    None => {
+                        let ok = m.matches(value);
+                        seen.insert(value.to_string(), ok);
+                        ok
+                    }
+                },
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Labels;
+
+    fn key(tenant: &str, pairs: &[(&str, &str)]) -> StreamKey {
+        StreamKey {
+            tenant: tenant.into(),
+            labels: Labels::from_pairs(pairs.iter().copied()),
+        }
+    }
+
+    #[test]
+    fn the_stream_matcher_says_what_matches_stream_says() {
+        let m = |op, name: &str, value: &str| Matcher::new(op, name, value).expect("matcher");
+        let q = LogSelect::new(
+            "t1",
+            vec![
+                m(MatchOp::Regex, "site", "dc[12]"),
+                m(MatchOp::NotRegex, "app", "ng.*"),
+                m(MatchOp::NotEqual, "host", "h3"),
+            ],
+            0,
+            1,
+        );
+        let keys = [
+            key("t1", &[("site", "dc1"), ("app", "api"), ("host", "h1")]),
+            key("t1", &[("site", "dc3"), ("app", "api"), ("host", "h1")]),
+            key("t1", &[("site", "dc2"), ("app", "nginx"), ("host", "h1")]),
+            key("t1", &[("site", "dc2"), ("host", "h2")]),
+            key("t1", &[("site", "dc1"), ("app", "api"), ("host", "h3")]),
+            key("t2", &[("site", "dc1"), ("app", "api"), ("host", "h1")]),
+            key("t1", &[("app", "api"), ("host", "h1")]),
+            // Values seen before, in another order: answered from memory.
+            key("t1", &[("site", "dc3"), ("app", "api"), ("host", "h2")]),
+            key("t1", &[("site", "dc1"), ("app", "nginx"), ("host", "h2")]),
+            key("t1", &[("site", "dc1"), ("app", "api"), ("host", "h2")]),
+        ];
+        let mut matcher = q.stream_matcher();
+        let got: Vec<bool> = keys.iter().map(|k| matcher.matches(k)).collect();
+        let want: Vec<bool> = keys.iter().map(|k| q.matches_stream(k)).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            want,
+            [true, false, false, true, false, false, false, false, false, true]
+        );
     }
 }
