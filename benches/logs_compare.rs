@@ -346,13 +346,14 @@ fn main() {
     let (child, url) = target;
     let child = Stop(child);
     // The blocks written during ingest are merged in the background after
-    // the restart (small blocks, 4 at a time); a week of logs being
-    // searched is long past that, so queries start once the server has
-    // been idle (under 5 % of a core) for 3 s.
+    // the restart (small blocks, 4 at a time, looked for every 30 s); a
+    // week of logs being searched is long past that, so queries start
+    // once the server has been idle (under 5 % of a core) for 32 s: a
+    // whole compaction tick that found nothing to merge.
     let settle = Instant::now();
     let mut idle_for = 0;
     let mut cpu_before = proc_stat(child.0.id()).0;
-    while idle_for < 3 && settle.elapsed() < Duration::from_secs(600) {
+    while idle_for < 32 && settle.elapsed() < Duration::from_secs(900) {
         std::thread::sleep(Duration::from_secs(1));
         let cpu = proc_stat(child.0.id()).0;
         idle_for = if cpu - cpu_before < 0.05 { idle_for + 1 } else { 0 };

@@ -227,6 +227,16 @@ const MAX_LISTED_TERMS: usize = 4096;
 /// the terms longer than the token and asks for the token itself exactly.
 /// (Unique ids and numbers fill most of a dictionary, and most of them
 /// are shorter than a needle worth looking up.)
+///
+/// Long tokens (message ids, hashes) are looked up without reading the
+/// list: every term of [`GRAM_TOKEN_MIN`] + 1 bytes or more is sampled
+/// into `grams`, its [`GRAM`]-byte substrings at every [`STRIDE`]th byte.
+/// A token of `L >= GRAM_TOKEN_MIN` bytes inside a term covers a whole
+/// sampled gram (the first multiple of `STRIDE` at or after where it
+/// starts is at most `STRIDE - 1` further, and `L - GRAM >= STRIDE - 1`),
+/// which is one of the token's first `STRIDE` grams; so the terms holding
+/// the token are among those sampled with one of them, and only those are
+/// read.
 #[derive(Debug)]
 pub struct TermList {
     /// The terms, each followed by `\n`, by length, longest first.
@@ -234,6 +244,28 @@ pub struct TermList {
     /// `longer[n]`: where the terms of at most `n` bytes start (all terms
     /// for an `n` past the end).
     longer: Vec<usize>,
+    /// A 32-bit hash of the gram above where its term starts in `bytes`,
+    /// sorted (a hash collision only adds a term to check); empty when
+    /// `bytes` is too large for 32-bit offsets. About as large as the
+    /// sampled terms themselves.
+    grams: Vec<u64>,
+}
+
+/// Bytes of a sampled gram.
+const GRAM: usize = 8;
+/// A term is sampled every this many bytes.
+const STRIDE: usize = 8;
+/// Shortest token looked up through the sampled grams.
+const GRAM_TOKEN_MIN: usize = GRAM + STRIDE - 1;
+/// A token whose grams name more terms than this is looked up by reading
+/// the list instead.
+const MAX_GRAM_CANDIDATES: usize = 1 << 16;
+
+/// The 32-bit hash of the gram at `at` of `b`.
+fn gram_at(b: &[u8], at: usize) -> u64 {
+    let mut g = [0u8; GRAM];
+    g.copy_from_slice(&b[at..at + GRAM]);
+    u64::from_le_bytes(g).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32
 }
 
 impl TermList {
@@ -272,7 +304,47 @@ impl TermList {
         for slot in longer.iter_mut().take(prev) {
             *slot = bytes.len();
         }
-        TermList { bytes, longer }
+        let mut grams = Vec::new();
+        if u32::try_from(bytes.len()).is_ok() {
+            // Terms long enough to hold a token looked up by grams.
+            let sampled = longer.get(GRAM_TOKEN_MIN).copied().unwrap_or(0);
+            let mut start = 0;
+            while start < sampled {
+                let len = memchr::memchr(b'\n', &bytes[start..sampled]).unwrap_or(sampled - start);
+                for at in (0..len.saturating_sub(GRAM - 1)).step_by(STRIDE) {
+                    grams.push(gram_at(&bytes, start + at) << 32 | start as u64);
+                }
+                start += len + 1;
+            }
+            grams.sort_unstable();
+        }
+        TermList { bytes, longer, grams }
+    }
+
+    /// Where the terms that may hold `token` start (sorted, each once), by
+    /// its sampled grams; `None` when the token is too short for them or
+    /// they name too many terms.
+    fn gram_candidates(&self, token: &[u8]) -> Option<Vec<usize>> {
+        if token.len() < GRAM_TOKEN_MIN || self.grams.is_empty() {
+            return None;
+        }
+        let mut starts = Vec::new();
+        for k in 0..STRIDE {
+            let g = gram_at(token, k);
+            let from = self.grams.partition_point(|e| e >> 32 < g);
+            starts.extend(
+                self.grams[from..]
+                    .iter()
+                    .take_while(|e| *e >> 32 == g)
+                    .map(|e| (e & u64::from(u32::MAX)) as usize),
+            );
+            if starts.len() > MAX_GRAM_CANDIDATES {
+                return None;
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        Some(starts)
     }
 
     /// The terms longer than `n` bytes, each followed by `\n`.
@@ -286,9 +358,27 @@ impl TermList {
 /// `suffix`), each once, the token itself among them; `None` when there
 /// are too many.
 fn listed_terms<'a>(list: &'a TermList, token: &'a str, suffix: bool) -> Option<Vec<&'a [u8]>> {
-    let region = list.longer_than(token.len());
     let mut out: Vec<&[u8]> = vec![token.as_bytes()];
     let finder = memchr::memmem::Finder::new(token.as_bytes());
+    if let Some(starts) = list.gram_candidates(token.as_bytes()) {
+        for start in starts {
+            let rest = &list.bytes[start..];
+            let term = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+            let holds = if suffix {
+                term.ends_with(token.as_bytes())
+            } else {
+                finder.find(term).is_some()
+            };
+            if term.len() > token.len() && holds {
+                out.push(term);
+                if out.len() > MAX_LISTED_TERMS {
+                    return None;
+                }
+            }
+        }
+        return Some(out);
+    }
+    let region = list.longer_than(token.len());
     let mut last_start = usize::MAX;
     for at in finder.find_iter(region) {
         let start = memchr::memrchr(b'\n', &region[..at]).map_or(0, |p| p + 1);
@@ -420,5 +510,55 @@ mod tests {
         // A token no term holds: only itself (which matches nothing).
         assert_eq!(found(&list, "zzz", false), ["zzz"]);
         assert!(list_of(&[]).longer_than(3).is_empty());
+    }
+
+    #[test]
+    fn long_tokens_found_by_grams_are_the_terms_a_scan_finds() {
+        // Hex-like terms of many lengths, some holding others, so tokens
+        // occur at every offset modulo the stride.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut terms: Vec<String> = (0..3000)
+            .map(|_| {
+                let len = 4 + next(36) as usize;
+                (0..len)
+                    .map(|_| b"0123456789abcdef"[next(16) as usize] as char)
+                    .collect()
+            })
+            .collect();
+        for i in 0..300 {
+            let inner = terms[i].clone();
+            let pad: String = (0..next(9)).map(|_| 'x').collect();
+            terms.push(format!("{pad}{inner}{}", "y".repeat(next(5) as usize)));
+        }
+        let refs: Vec<&str> = terms.iter().map(String::as_str).collect();
+        let with_grams = list_of(&refs);
+        assert!(!with_grams.grams.is_empty());
+        let mut scan_only = list_of(&refs);
+        scan_only.grams.clear();
+        let mut tokens: Vec<String> = Vec::new();
+        for t in terms.iter().filter(|t| t.len() >= GRAM_TOKEN_MIN) {
+            let from = next((t.len() - GRAM_TOKEN_MIN + 1) as u64) as usize;
+            let len = GRAM_TOKEN_MIN + next((t.len() - from - GRAM_TOKEN_MIN + 1) as u64) as usize;
+            tokens.push(t[from..from + len].to_string());
+        }
+        tokens.push("0123456789abcdef0123".into());
+        let mut via_grams = 0;
+        for token in &tokens {
+            assert!(with_grams.gram_candidates(token.as_bytes()).is_some());
+            for suffix in [false, true] {
+                let got = found(&with_grams, token, suffix);
+                via_grams += got.len();
+                assert_eq!(got, found(&scan_only, token, suffix), "{token:?} suffix={suffix}");
+            }
+        }
+        assert!(via_grams > 2 * tokens.len(), "tokens are found in longer terms too");
+        // Short tokens still take the scan.
+        assert!(with_grams.gram_candidates(b"0123456789").is_none());
     }
 }
