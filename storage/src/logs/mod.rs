@@ -484,7 +484,9 @@ impl LogDb {
             }
         } else {
             let next = AtomicUsize::new(0);
-            let parts: Vec<Result<Vec<(usize, Vec<LogStream>)>>> = std::thread::scope(|s| {
+            // Per thread: (block number, what it read) for each block taken.
+            type Taken = Vec<(usize, Vec<LogStream>)>;
+            let parts: Vec<Result<Taken>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..threads)
                     .map(|_| {
                         let (blocks, scanned, next) = (&blocks, &scanned, &next);
