@@ -244,8 +244,9 @@ pub struct TermList {
     /// `longer[n]`: where the terms of at most `n` bytes start (all terms
     /// for an `n` past the end).
     longer: Vec<usize>,
-    /// A 32-bit hash of the gram above where its term starts in `bytes`,
-    /// sorted (a hash collision only adds a term to check); empty when
+    /// Per sampled gram: its 32-bit hash in the high half, where its term
+    /// starts in `bytes` in the low half; sorted (a hash collision only
+    /// adds a term to check). Empty when
     /// `bytes` is too large for 32-bit offsets. About as large as the
     /// sampled terms themselves.
     grams: Vec<u64>,
