@@ -47,11 +47,19 @@ impl LogSelect {
 
     /// True when the stream belongs to the tenant and its labels match.
     pub fn matches_stream(&self, key: &StreamKey) -> bool {
+        self.matches_stream_by(key, |_, m, value| m.matches(value))
+    }
+
+    /// The one definition of a stream match: the tenant's, and `test`
+    /// true for every matcher (its index, itself, and the stream's value
+    /// of its label, "" when missing).
+    fn matches_stream_by(&self, key: &StreamKey, mut test: impl FnMut(usize, &Matcher, &str) -> bool) -> bool {
         key.tenant == self.tenant
             && self
                 .matchers
                 .iter()
-                .all(|m| m.matches(key.labels.get(&m.name).unwrap_or("")))
+                .enumerate()
+                .all(|(i, m)| test(i, m, key.labels.get(&m.name).unwrap_or("")))
     }
 
     /// A matcher for many stream keys in a row (a block's streams): it
@@ -103,27 +111,18 @@ pub struct StreamMatcher<'q> {
 impl StreamMatcher<'_> {
     /// True when the stream belongs to the tenant and its labels match.
     pub fn matches(&mut self, key: &StreamKey) -> bool {
-        if key.tenant != self.select.tenant {
-            return false;
-        }
-        for (m, seen) in self.select.matchers.iter().zip(&mut self.seen) {
-            let value = key.labels.get(&m.name).unwrap_or("");
-            let ok = match m.op {
-                MatchOp::Equal | MatchOp::NotEqual => m.matches(value),
-                MatchOp::Regex | MatchOp::NotRegex => match seen.get(value) {
-                    Some(&ok) => ok,
-                    None => {
-                        let ok = m.matches(value);
-                        seen.insert(value.to_string(), ok);
-                        ok
-                    }
-                },
-            };
-            if !ok {
-                return false;
-            }
-        }
-        true
+        let seen = &mut self.seen;
+        self.select.matches_stream_by(key, |i, m, value| match m.op {
+            MatchOp::Equal | MatchOp::NotEqual => m.matches(value),
+            MatchOp::Regex | MatchOp::NotRegex => match seen[i].get(value) {
+                Some(&ok) => ok,
+                None => {
+                    let ok = m.matches(value);
+                    seen[i].insert(value.to_string(), ok);
+                    ok
+                }
+            },
+        })
     }
 }
 
