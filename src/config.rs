@@ -87,6 +87,10 @@ pub struct LogsSection {
     pub head_max_bytes: Option<u64>,
     /// Head age that triggers a cut, e.g. `15m`.
     pub head_max_age: Option<String>,
+    /// zstd level of blocks cut from the head (default 3).
+    pub zstd_level: Option<i32>,
+    /// zstd level of merged blocks (default 6).
+    pub compaction_zstd_level: Option<i32>,
     /// Longest line accepted (`max_line_size`).
     pub max_line_bytes: Option<usize>,
     /// Labels per stream (`max_label_names_per_series`).
@@ -635,6 +639,16 @@ fn resolve_logs(l: &LogsSection, data_dir: &std::path::Path, retention: Duration
     db.wal_fsync = l.wal_fsync.unwrap_or(db.wal_fsync);
     db.head_max_bytes = l.head_max_bytes.unwrap_or(db.head_max_bytes);
     db.head_max_age = dur("head_max_age", l.head_max_age.as_deref(), db.head_max_age)?;
+    db.zstd_level = l.zstd_level.unwrap_or(db.zstd_level);
+    db.compaction_zstd_level = l.compaction_zstd_level.unwrap_or(db.compaction_zstd_level);
+    for (name, level) in [
+        ("zstd_level", db.zstd_level),
+        ("compaction_zstd_level", db.compaction_zstd_level),
+    ] {
+        if !(1..=22).contains(&level) {
+            bail!("logs.{name} must be between 1 and 22, got {level}");
+        }
+    }
     let lim = &mut db.limits;
     lim.max_line_bytes = l.max_line_bytes.unwrap_or(lim.max_line_bytes);
     lim.max_labels_per_stream = l.max_labels_per_stream.unwrap_or(lim.max_labels_per_stream);
@@ -941,5 +955,14 @@ mod tests {
         )
         .expect_err("bad level");
         assert!(err.to_string().contains("zstd_level"));
+        let err = Config::resolve(
+            Config::parse("logs:\n  compaction_zstd_level: 0\n").expect("parse"),
+            &Overrides::default(),
+        )
+        .expect_err("bad logs level");
+        assert!(
+            format!("{err:#}").contains("logs.compaction_zstd_level must be between 1 and 22, got 0"),
+            "{err:#}"
+        );
     }
 }
