@@ -277,6 +277,10 @@ struct BatchBuilder {
     line: StringBuilder,
     metadata: StringBuilder,
     rows: usize,
+    /// The last row's metadata and its JSON: neighbouring rows (one
+    /// stream, by time) mostly carry the same, so it is encoded once.
+    last_metadata: Vec<(String, String)>,
+    last_json: String,
 }
 
 impl BatchBuilder {
@@ -287,9 +291,12 @@ impl BatchBuilder {
         if e.metadata.is_empty() {
             self.metadata.append_null();
         } else {
-            let map: BTreeMap<&str, &str> = e.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            self.metadata
-                .append_value(serde_json::to_string(&map).unwrap_or_default());
+            if e.metadata != self.last_metadata {
+                let map: BTreeMap<&str, &str> = e.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                self.last_json = serde_json::to_string(&map).unwrap_or_default();
+                self.last_metadata.clone_from(&e.metadata);
+            }
+            self.metadata.append_value(&self.last_json);
         }
         self.rows += 1;
     }
@@ -310,6 +317,9 @@ impl BatchBuilder {
     }
 }
 
+/// Distinct metadata pairs a granule document remembers to add once.
+const GRANULE_METADATA_REMEMBERED: usize = 32;
+
 /// The index document of one granule, filled line by line.
 struct GranuleDoc {
     number: u32,
@@ -317,6 +327,10 @@ struct GranuleDoc {
     fields: IndexFields,
     long_token: bool,
     empty: bool,
+    /// Structured-metadata pairs already in `doc` (a granule's lines
+    /// mostly share a few, and a term is indexed once per document
+    /// anyway).
+    metadata: Vec<(String, String)>,
 }
 
 impl GranuleDoc {
@@ -327,6 +341,7 @@ impl GranuleDoc {
             fields: fields.clone(),
             long_token: false,
             empty: true,
+            metadata: Vec::new(),
         }
     }
 
@@ -337,8 +352,16 @@ impl GranuleDoc {
             self.long_token = true;
             self.doc.add_text(self.fields.meta, LONG_TOKEN_MARKER);
         }
-        for (k, v) in &e.metadata {
-            self.doc.add_text(self.fields.meta, format!("{k}={v}"));
+        for pair in &e.metadata {
+            if self.metadata.contains(pair) {
+                continue;
+            }
+            self.doc.add_text(self.fields.meta, format!("{}={}", pair.0, pair.1));
+            // Unique pairs (a trace id per line) are not remembered: the
+            // list stays short to search.
+            if self.metadata.len() < GRANULE_METADATA_REMEMBERED {
+                self.metadata.push(pair.clone());
+            }
         }
     }
 
@@ -797,6 +820,50 @@ mod tests {
             vec![(100, 128), (300, 310)]
         );
         assert_eq!(intersect_granules(&[(10, 20)], &[3], 128), vec![]);
+    }
+
+    /// Every granule's document holds each metadata pair of its lines,
+    /// shared ones (added once) and unique ones past what it remembers.
+    #[test]
+    fn granule_documents_hold_every_metadata_pair_of_their_lines() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let dirs = BlockDirs {
+            blocks: dir.path().join("blocks"),
+            staging: dir.path().join("staging"),
+        };
+        fs::create_dir_all(&dirs.blocks).expect("blocks dir");
+        let key = Arc::new(StreamKey {
+            tenant: "t".into(),
+            labels: Labels::from_pairs([("app", "a")]),
+        });
+        let rows = GRANULE_ROWS as i64 * 2 + 10;
+        let entries: Vec<LogEntry> = (0..rows)
+            .map(|i| LogEntry {
+                ts: i,
+                line: format!("line {i}"),
+                metadata: vec![
+                    ("level".into(), ["info", "warn"][(i % 2) as usize].into()),
+                    ("trace".into(), format!("t{i}")),
+                ],
+            })
+            .collect();
+        let block = write_block(&dirs, [(&key, entries.as_slice())], 3, 0, Vec::new()).expect("write");
+        let (reader, fields) = block.open_index().expect("index");
+        let searcher = reader.searcher();
+        let granules = |name: &str, value: &str| {
+            searcher
+                .search(index::metadata_query(&fields, name, value).as_ref(), &GranuleCollector)
+                .expect("search")
+        };
+        assert_eq!(granules("level", "warn"), vec![0, 1, 2]);
+        for i in 0..rows {
+            assert_eq!(
+                granules("trace", &format!("t{i}")),
+                vec![(i / GRANULE_ROWS as i64) as u32],
+                "trace of row {i}"
+            );
+        }
+        assert!(granules("trace", "none").is_empty());
     }
 
     #[test]

@@ -18,6 +18,34 @@ pub struct LogHead {
     created: Instant,
 }
 
+/// What [`LogHead::insert_all`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    /// Entries stored.
+    pub stored: u64,
+    /// Their bytes of lines and metadata.
+    pub bytes: u64,
+    /// Entries the stream already held, not stored again.
+    pub duplicates: u64,
+}
+
+/// Where `entry` belongs in `held` (sorted by time, equal times in
+/// arrival order), or `None` when `held` has an entry with the same time
+/// and line.
+fn slot(held: &[LogEntry], entry: &LogEntry) -> Option<usize> {
+    // Entries mostly arrive in order: the end, without a search.
+    let pos = match held.last() {
+        Some(last) if last.ts < entry.ts => held.len(),
+        _ => held.partition_point(|e| e.ts <= entry.ts),
+    };
+    let dup = held[..pos]
+        .iter()
+        .rev()
+        .take_while(|e| e.ts == entry.ts)
+        .any(|e| e.line == entry.line);
+    (!dup).then_some(pos)
+}
+
 impl Default for LogHead {
     fn default() -> Self {
         LogHead {
@@ -41,44 +69,49 @@ impl LogHead {
         self.streams_per_tenant.get(tenant).copied().unwrap_or(0)
     }
 
-    /// True when the stream holds an entry with the same time and line.
-    pub fn contains(&self, key: &StreamKey, entry: &LogEntry) -> bool {
-        let Some(entries) = self.streams.get(key) else {
-            return false;
-        };
-        let pos = entries.partition_point(|e| e.ts <= entry.ts);
-        entries[..pos]
-            .iter()
-            .rev()
-            .take_while(|e| e.ts == entry.ts)
-            .any(|e| e.line == entry.line)
+    /// Drops from `entries` those the stream already holds (retries),
+    /// looking the stream up once.
+    pub fn retain_new(&self, key: &StreamKey, entries: &mut Vec<LogEntry>) {
+        if let Some(held) = self.streams.get(key) {
+            entries.retain(|e| slot(held, e).is_some());
+        }
     }
 
     /// Inserts `entry` in timestamp order; false (and nothing stored) when
     /// the stream already has an entry with the same timestamp and line
     /// (a retried push), as Loki does.
     pub fn insert(&mut self, key: &Arc<StreamKey>, entry: LogEntry) -> bool {
-        let entries = match self.streams.get_mut(key) {
+        self.insert_all(key, vec![entry]).stored == 1
+    }
+
+    /// Inserts every entry as [`LogHead::insert`] does, looking the stream
+    /// up once (a push carries many entries per stream).
+    pub fn insert_all(&mut self, key: &Arc<StreamKey>, entries: Vec<LogEntry>) -> Inserted {
+        let mut done = Inserted::default();
+        if entries.is_empty() {
+            return done;
+        }
+        let held = match self.streams.get_mut(key) {
             Some(e) => e,
             None => {
                 *self.streams_per_tenant.entry(key.tenant.clone()).or_default() += 1;
                 self.streams.entry(key.clone()).or_default()
             }
         };
-        // Entries mostly arrive in order: look from the end.
-        let pos = entries.partition_point(|e| e.ts <= entry.ts);
-        let dup = entries[..pos]
-            .iter()
-            .rev()
-            .take_while(|e| e.ts == entry.ts)
-            .any(|e| e.line == entry.line);
-        if dup {
-            return false;
+        for entry in entries {
+            match slot(held, &entry) {
+                Some(pos) => {
+                    let size = entry.size() as u64;
+                    done.stored += 1;
+                    done.bytes += size;
+                    held.insert(pos, entry);
+                }
+                None => done.duplicates += 1,
+            }
         }
-        self.bytes += entry.size() as u64;
-        self.entries += 1;
-        entries.insert(pos, entry);
-        true
+        self.bytes += done.bytes;
+        self.entries += done.stored;
+        done
     }
 
     /// Bytes of lines and metadata held.
@@ -181,5 +214,34 @@ mod tests {
         assert_eq!(got, vec![(10, "a"), (20, "b"), (20, "c")]);
         assert_eq!(h.entries(), 3);
         assert_eq!(h.tenant_streams("t"), 1);
+    }
+
+    #[test]
+    fn a_batch_keeps_only_what_the_stream_lacks_and_lands_in_order() {
+        let mut h = LogHead::default();
+        let k = key();
+        h.insert(&k, LogEntry::new(10, "a"));
+        h.insert(&k, LogEntry::new(30, "c"));
+        let mut batch = vec![
+            LogEntry::new(10, "a"),
+            LogEntry::new(20, "b"),
+            LogEntry::new(30, "c"),
+            LogEntry::new(40, "d"),
+        ];
+        h.retain_new(&k, &mut batch);
+        let kept: Vec<i64> = batch.iter().map(|e| e.ts).collect();
+        assert_eq!(kept, vec![20, 40], "the retried entries dropped");
+        batch.push(LogEntry::new(40, "d"));
+        let done = h.insert_all(&k, batch);
+        assert_eq!(
+            (done.stored, done.duplicates),
+            (2, 1),
+            "a repeat within the batch stored once"
+        );
+        assert_eq!(done.bytes, 2);
+        let got: Vec<_> = h.sorted_streams()[0].1.iter().map(|e| e.ts).collect();
+        assert_eq!(got, vec![10, 20, 30, 40]);
+        assert_eq!((h.entries(), h.bytes()), (4, 4));
+        assert_eq!(h.insert_all(&key(), Vec::new()), Inserted::default());
     }
 }
