@@ -183,6 +183,19 @@ fn lines_returned(v: &Value) -> u64 {
     })
 }
 
+/// `sightline_logs_compactions_total` of the server at `url`: block
+/// merges since it started.
+fn merges_done(url: &str) -> u64 {
+    let text = reqwest::blocking::get(format!("{url}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("sightline_logs_compactions_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 /// Stops the server when the benchmark ends, also by a panic.
 struct Stop(std::process::Child);
 
@@ -287,6 +300,10 @@ fn main() {
     let (wall, failed) = push_all(&target.url, &requests);
     let (cpu1, _) = proc_stat(pid);
     drop(requests);
+    // Blocks merged while the pushes ran (a merge starts on a 30 s tick,
+    // so a shorter ingest may see none): their CPU is inside the ingest
+    // figure, the merges after the restart are counted apart below.
+    let merges_during_ingest = merges_done(&target.url);
     // Then until everything is in blocks: SIGTERM writes the rest of the
     // head; CPU and RSS are sampled until the process exits.
     let flush_started = Instant::now();
@@ -359,14 +376,22 @@ fn main() {
     let settle = Instant::now();
     let mut idle_for = 0;
     let mut cpu_before = proc_stat(child.0.id()).0;
+    let cpu_restarted = cpu_before;
     while idle_for < 32 && settle.elapsed() < Duration::from_secs(900) {
         std::thread::sleep(Duration::from_secs(1));
         let cpu = proc_stat(child.0.id()).0;
         idle_for = if cpu - cpu_before < 0.05 { idle_for + 1 } else { 0 };
         cpu_before = cpu;
     }
+    // The restart's CPU until then is the merges of the blocks the
+    // ingest cut (opening the blocks costs a few ms): every byte is
+    // merged once (a merged block is past the size that is merged
+    // again), so ingest + merges is what a steady stream costs.
+    let merge_cpu = proc_stat(child.0.id()).0 - cpu_restarted;
+    let merges_after = merges_done(&url);
+    let merge_cpu_per_gb = merge_cpu / (raw_bytes as f64 / 1073741824.0);
     eprintln!(
-        "restarted; background merges settled after {:.1}s",
+        "restarted; background merges settled after {:.1}s: {merges_after} merges, {merge_cpu:.1} CPU s ({merge_cpu_per_gb:.1} s/GB); {merges_during_ingest} merges during ingest",
         settle.elapsed().as_secs_f64()
     );
     // Disk once merged: what a day of logs costs at rest.
@@ -494,6 +519,15 @@ fn main() {
         durable_mb_s / cores,
         rss_ingest >> 20,
         rss_query >> 20
+    );
+    let steady = cpu_per_gb + merge_cpu_per_gb;
+    println!(
+        "| merges during ingest | merges after the restart: CPU s / GB | ingest + merges: CPU s / GB | MB/s per core at that cost |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| {merges_during_ingest} | {merges_after} merges, {merge_cpu_per_gb:.1} | {steady:.1} | {:.1} |\n",
+        1024.0 / steady
     );
     println!("| bytes | MB | vs zstd -3 |");
     println!("|---|---|---|");
