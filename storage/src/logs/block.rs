@@ -40,17 +40,22 @@ use crate::error::{Result, StorageError};
 use crate::labels::Labels;
 use crate::wal::sync_dir;
 
+use super::granule_terms::GranuleTerms;
 use super::index::{self, GRANULE_ROWS, IndexFields, LONG_TOKEN_MARKER};
 use super::model::{LogEntry, LogStream, StreamKey};
+use super::rare_terms::{self, RARE_TERMS_FILE, RareTerms};
 use super::select::LogSelect;
 
-/// Version of the log block layout written in `meta.json`.
-pub const LOG_BLOCK_VERSION: u32 = 1;
+/// Version of the log block layout written in `meta.json`: 2 since the
+/// rare terms file (version 1 blocks, without it, are still read).
+pub const LOG_BLOCK_VERSION: u32 = 2;
 const DATA_FILE: &str = "data.parquet";
 const STREAMS_FILE: &str = "streams.json";
 const META_FILE: &str = "meta.json";
 const INDEX_DIR: &str = "index";
 const BATCH_ROWS: usize = 8192;
+/// Lines handed to the thread cutting them into terms at a time.
+const TOKENIZER_BATCH: usize = 4096;
 
 /// A block's `meta.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -172,7 +177,7 @@ pub fn write_block<'a>(
         .map_err(|e| index::tantivy_err(&index_dir, e))?;
 
     let mut batch = BatchBuilder::default();
-    let mut granule = GranuleDoc::new(&fields, 0);
+    let mut docs: Vec<(u32, TantivyDocument)> = Vec::new();
     let mut records = Vec::new();
     let mut row: u32 = 0;
     let mut meta = LogBlockMeta {
@@ -187,47 +192,88 @@ pub fn write_block<'a>(
         wal_segment_end,
         sources,
     };
-    for (key, entries) in streams {
-        if entries.is_empty() {
-            continue;
-        }
-        let stream_no = u32::try_from(records.len()).map_err(|_| StorageError::Internal("too many streams".into()))?;
-        let first_row = row;
-        for e in entries {
-            if row / GRANULE_ROWS != granule.number {
-                granule.add_to(&mut iw, &index_dir)?;
-                granule = GranuleDoc::new(&fields, row / GRANULE_ROWS);
+    // The lines are cut into terms on a thread of their own while this
+    // one writes the Parquet file (as tantivy's indexing thread did when it
+    // took whole lines).
+    let (line_tx, line_rx) = crossbeam_channel::bounded::<Vec<(u32, &'a str)>>(4);
+    let terms = std::thread::scope(|scope| -> Result<GranuleTerms<_>> {
+        let line_tx = line_tx;
+        let mut granule = GranuleDoc::new(&fields, 0);
+        let tokenizer = scope.spawn(move || {
+            let mut terms = GranuleTerms::new(index::line_tokenizer());
+            for lines in line_rx {
+                for (granule, line) in lines {
+                    terms.add_line(granule, line);
+                }
             }
-            granule.add(e);
-            batch.push(stream_no, e);
-            if batch.len() >= BATCH_ROWS {
-                parquet.write(&batch.finish()?)?;
-            }
-            meta.raw_bytes += e.size() as u64;
-            row = row
-                .checked_add(1)
-                .ok_or_else(|| StorageError::Internal("more than 4G entries in one block".into()))?;
-        }
-        let (min_t, max_t) = (entries[0].ts, entries[entries.len() - 1].ts);
-        meta.min_t = meta.min_t.min(min_t);
-        meta.max_t = meta.max_t.max(max_t);
-        records.push(StreamRecord {
-            tenant: key.tenant.clone(),
-            labels: key
-                .labels
-                .iter()
-                .map(|l| (l.name.to_string(), l.value.to_string()))
-                .collect(),
-            first_row,
-            rows: row - first_row,
-            min_t,
-            max_t,
+            terms
         });
+        let mut lines: Vec<(u32, &'a str)> = Vec::with_capacity(TOKENIZER_BATCH);
+        for (key, entries) in streams {
+            if entries.is_empty() {
+                continue;
+            }
+            let stream_no =
+                u32::try_from(records.len()).map_err(|_| StorageError::Internal("too many streams".into()))?;
+            let first_row = row;
+            for e in entries {
+                if row / GRANULE_ROWS != granule.number {
+                    docs.extend(granule.finish());
+                    granule = GranuleDoc::new(&fields, row / GRANULE_ROWS);
+                }
+                granule.add(e);
+                lines.push((granule.number, e.line.as_str()));
+                if lines.len() >= TOKENIZER_BATCH {
+                    // Fails only when the thread is gone: its join says why.
+                    let _ = line_tx.send(std::mem::replace(&mut lines, Vec::with_capacity(TOKENIZER_BATCH)));
+                }
+                batch.push(stream_no, e);
+                if batch.len() >= BATCH_ROWS {
+                    parquet.write(&batch.finish()?)?;
+                }
+                meta.raw_bytes += e.size() as u64;
+                row = row
+                    .checked_add(1)
+                    .ok_or_else(|| StorageError::Internal("more than 4G entries in one block".into()))?;
+            }
+            let (min_t, max_t) = (entries[0].ts, entries[entries.len() - 1].ts);
+            meta.min_t = meta.min_t.min(min_t);
+            meta.max_t = meta.max_t.max(max_t);
+            records.push(StreamRecord {
+                tenant: key.tenant.clone(),
+                labels: key
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect(),
+                first_row,
+                rows: row - first_row,
+                min_t,
+                max_t,
+            });
+        }
+        if batch.len() > 0 {
+            parquet.write(&batch.finish()?)?;
+        }
+        docs.extend(granule.finish());
+        let _ = line_tx.send(lines);
+        drop(line_tx);
+        tokenizer
+            .join()
+            .map_err(|_| StorageError::Internal("the thread cutting lines into terms panicked".into()))
+    })?;
+    // Only now is it known which terms more than one granule holds: those
+    // go into the index, the rest into the rare terms file.
+    for ((doc_number, mut doc), (number, text)) in docs.into_iter().zip(terms.shared_terms()) {
+        if doc_number != number {
+            return Err(StorageError::Internal(format!(
+                "granule {doc_number}'s document met the terms of granule {number}"
+            )));
+        }
+        doc.add_text(fields.line, text);
+        iw.add_document(doc).map_err(|e| index::tantivy_err(&index_dir, e))?;
     }
-    if batch.len() > 0 {
-        parquet.write(&batch.finish()?)?;
-    }
-    granule.add_to(&mut iw, &index_dir)?;
+    rare_terms::write_rare_terms(&stage.join(RARE_TERMS_FILE), terms.rare_terms(), zstd_level)?;
     meta.streams = records.len() as u64;
     meta.entries = u64::from(row);
     let out = parquet.into_inner()?;
@@ -345,9 +391,10 @@ impl GranuleDoc {
         }
     }
 
+    /// Adds the structured metadata of `e` and notes a long token (its
+    /// line terms are collected apart, see [`GranuleTerms`]).
     fn add(&mut self, e: &LogEntry) {
         self.empty = false;
-        self.doc.add_text(self.fields.line, &e.line);
         if !self.long_token && index::has_long_token(&e.line) {
             self.long_token = true;
             self.doc.add_text(self.fields.meta, LONG_TOKEN_MARKER);
@@ -365,14 +412,23 @@ impl GranuleDoc {
         }
     }
 
-    fn add_to(mut self, iw: &mut tantivy::IndexWriter<TantivyDocument>, dir: &Path) -> Result<()> {
+    /// The granule's document, without its line terms; `None` when it
+    /// holds no line.
+    fn finish(mut self) -> Option<(u32, TantivyDocument)> {
         if self.empty {
-            return Ok(());
+            return None;
         }
         self.doc.add_u64(self.fields.granule, u64::from(self.number));
-        iw.add_document(self.doc).map_err(|e| index::tantivy_err(dir, e))?;
-        Ok(())
+        Some((self.number, self.doc))
     }
+}
+
+/// The opened index of a block: tantivy's and the rare terms.
+struct BlockIndex {
+    reader: IndexReader,
+    fields: IndexFields,
+    /// `None` in blocks of version 1, whose index holds every term.
+    rare: Option<RareTerms>,
 }
 
 /// An open log block.
@@ -381,7 +437,7 @@ pub struct LogBlock {
     dir: PathBuf,
     streams: Vec<BlockStream>,
     disk_bytes: u64,
-    index: OnceLock<std::result::Result<(IndexReader, IndexFields), String>>,
+    index: OnceLock<std::result::Result<BlockIndex, String>>,
     term_list: OnceLock<std::result::Result<index::TermList, String>>,
     /// The data file's footer and page index, read at the first read (a
     /// block never changes; parsing them took a tenth of a selective
@@ -395,7 +451,7 @@ impl LogBlock {
     /// index is opened on the first search).
     pub fn open(dir: &Path) -> Result<Self> {
         let meta: LogBlockMeta = read_json(&dir.join(META_FILE))?;
-        if meta.version != LOG_BLOCK_VERSION {
+        if !(1..=LOG_BLOCK_VERSION).contains(&meta.version) {
             return Err(StorageError::CorruptBlock {
                 block: dir.display().to_string(),
                 reason: format!("unknown log block version {}", meta.version),
@@ -523,7 +579,7 @@ impl LogBlock {
     /// Granules that may hold lines containing every needle; `None` when
     /// the index cannot narrow them.
     fn search_granules(&self, needles: &[String]) -> Result<Option<Vec<u32>>> {
-        let (reader, fields) = match self.index.get_or_init(|| self.open_index()) {
+        let BlockIndex { reader, fields, rare } = match self.index.get_or_init(|| self.open_index()) {
             Ok(x) => x,
             Err(e) => {
                 return Err(StorageError::CorruptBlock {
@@ -543,12 +599,12 @@ impl LogBlock {
         let list = if needs_list {
             let built = self
                 .term_list
-                .get_or_init(|| index::TermList::build(&searcher, fields).map_err(|e| e.to_string()));
+                .get_or_init(|| index::TermList::build(&searcher, fields, rare.as_ref()));
             built.as_ref().ok()
         } else {
             None
         };
-        let Some(query) = index::granule_query(fields, needles, list) else {
+        let Some(query) = index::granule_query(&searcher, fields, needles, list, rare.as_ref())? else {
             return Ok(None);
         };
         let granules = searcher
@@ -557,7 +613,7 @@ impl LogBlock {
         Ok(Some(granules))
     }
 
-    fn open_index(&self) -> std::result::Result<(IndexReader, IndexFields), String> {
+    fn open_index(&self) -> std::result::Result<BlockIndex, String> {
         let dir = self.dir.join(INDEX_DIR);
         let index: Index = index::open_index(&dir).map_err(|e| e.to_string())?;
         let reader = index
@@ -565,7 +621,15 @@ impl LogBlock {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e: tantivy::TantivyError| e.to_string())?;
-        Ok((reader, index::index_fields()))
+        let rare = RareTerms::open(&self.dir.join(RARE_TERMS_FILE)).map_err(|e| e.to_string())?;
+        if rare.is_none() && self.meta.version >= 2 {
+            return Err(format!("{RARE_TERMS_FILE} is missing"));
+        }
+        Ok(BlockIndex {
+            reader,
+            fields: index::index_fields(),
+            rare,
+        })
     }
 
     /// Reads the rows in `ranges` (ascending, disjoint) and hands those
@@ -863,7 +927,7 @@ mod tests {
             })
             .collect();
         let block = write_block(&dirs, [(&key, entries.as_slice())], 3, 0, Vec::new()).expect("write");
-        let (reader, fields) = block.open_index().expect("index");
+        let BlockIndex { reader, fields, .. } = block.open_index().expect("index");
         let searcher = reader.searcher();
         let granules = |name: &str, value: &str| {
             searcher

@@ -21,11 +21,14 @@
 
 use std::path::Path;
 
-use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery};
-use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::query::{BooleanQuery, Occur, Query, RegexQuery, TermQuery, TermSetQuery};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{
+    LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenFilter, Tokenizer, WhitespaceTokenizer,
+};
 use tantivy::{Index, Term};
 
+use super::rare_terms::RareTerms;
 use crate::error::{Result, StorageError};
 
 /// Rows of the Parquet file per index document.
@@ -37,15 +40,22 @@ pub const MAX_TOKEN_BYTES: usize = 128;
 /// certainly whole and short can skip such a granule. Metadata terms
 /// always hold `=`, so it names no metadata.
 pub const LONG_TOKEN_MARKER: &str = "_long";
-/// Name under which the line analyzer is registered in every index.
+/// Name under which the line analyzer is registered in every index (the
+/// `line` field's tokenizer in version 1 blocks).
 pub const LINE_TOKENIZER: &str = "sightline_line";
+/// The `line` field's tokenizer since version 2 blocks: a document's
+/// line terms come already cut by [`line_tokenizer`] (see
+/// [`super::granule_terms`]), separated by spaces. A term holds no
+/// whitespace: it is a run of alphanumeric characters, lower-cased.
+pub const TERMS_TOKENIZER: &str = "sightline_terms";
 
 /// The fields of a block index.
 #[derive(Clone)]
 pub struct IndexFields {
     /// The schema holding them.
     pub schema: Schema,
-    /// Granule number (fast field).
+    /// Granule number (fast field; also indexed since rare terms, to
+    /// select the granules they name).
     pub granule: Field,
     /// Tokens of the lines.
     pub line: Field,
@@ -56,10 +66,10 @@ pub struct IndexFields {
 /// The block index schema.
 pub fn index_fields() -> IndexFields {
     let mut b = Schema::builder();
-    let granule = b.add_u64_field("granule", FAST);
+    let granule = b.add_u64_field("granule", FAST | INDEXED);
     let line_opts = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer(LINE_TOKENIZER)
+            .set_tokenizer(TERMS_TOKENIZER)
             .set_index_option(IndexRecordOption::Basic),
     );
     let line = b.add_text_field("line", line_opts);
@@ -77,18 +87,23 @@ pub fn index_fields() -> IndexFields {
     }
 }
 
-/// The analyzer for lines and needles: alphanumeric runs, lower-cased,
-/// tokens of [`MAX_TOKEN_BYTES`] or more dropped.
-pub fn line_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
-        .filter(LowerCaser)
-        .build()
+/// How lines and needles are cut into terms: alphanumeric runs, tokens
+/// of [`MAX_TOKEN_BYTES`] or more dropped, lower-cased.
+pub fn line_tokenizer() -> impl Tokenizer {
+    LowerCaser.transform(RemoveLongFilter::limit(MAX_TOKEN_BYTES).transform(SimpleTokenizer::default()))
 }
 
-/// Registers the analyzer on an opened or created index.
+/// [`line_tokenizer`] as an analyzer (as the index registers it).
+pub fn line_analyzer() -> TextAnalyzer {
+    TextAnalyzer::from(line_tokenizer())
+}
+
+/// Registers the analyzers on an opened or created index.
 pub fn register_analyzers(index: &Index) {
     index.tokenizers().register(LINE_TOKENIZER, line_analyzer());
+    index
+        .tokenizers()
+        .register(TERMS_TOKENIZER, TextAnalyzer::from(WhitespaceTokenizer::default()));
 }
 
 /// Creates an empty index in `dir`.
@@ -158,8 +173,15 @@ pub fn needle_tokens(needle: &str) -> Vec<TokenNeed> {
 /// suffix and infix tokens are looked up by
 /// searching that list for the terms that end with or contain them, then
 /// asking for those terms exactly, instead of scanning the dictionary with
-/// a regular expression.
-pub fn granule_query(fields: &IndexFields, needles: &[String], term_list: Option<&TermList>) -> Option<Box<dyn Query>> {
+/// a regular expression. `rare` is the block's rare terms (terms of one
+/// granule, kept out of the index): a term found there adds its granule.
+pub fn granule_query(
+    searcher: &tantivy::Searcher,
+    fields: &IndexFields,
+    needles: &[String],
+    term_list: Option<&TermList>,
+    rare: Option<&RareTerms>,
+) -> Result<Option<Box<dyn Query>>> {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for needle in needles {
         let tokens = needle_tokens(needle);
@@ -175,29 +197,113 @@ pub fn granule_query(fields: &IndexFields, needles: &[String], term_list: Option
             cheap
         };
         for t in chosen {
-            let q: Box<dyn Query> = match t {
-                TokenNeed::Exact(s) => Box::new(TermQuery::new(
-                    Term::from_field_text(fields.line, s),
-                    IndexRecordOption::Basic,
-                )),
-                // The line's token may be a long one that was not indexed.
-                TokenNeed::Prefix(s) => or_long(fields, regex_query(&format!("{s}.*"), fields.line)?),
-                TokenNeed::Suffix(s) => match term_list.and_then(|l| listed_terms(l, s, true)) {
-                    Some(terms) => or_long(fields, any_term(fields, terms)),
-                    None => or_long(fields, regex_query(&format!(".*{s}"), fields.line)?),
-                },
-                TokenNeed::Infix(s) => match term_list.and_then(|l| listed_terms(l, s, false)) {
-                    Some(terms) => or_long(fields, any_term(fields, terms)),
-                    None => or_long(fields, regex_query(&format!(".*{s}.*"), fields.line)?),
-                },
-            };
-            clauses.push((Occur::Must, q));
+            if let Some(q) = token_query(searcher, fields, t, term_list, rare)? {
+                clauses.push((Occur::Must, q));
+            }
         }
     }
-    match clauses.len() {
+    Ok(match clauses.len() {
         0 => None,
         _ => Some(Box::new(BooleanQuery::new(clauses))),
+    })
+}
+
+/// Most chunks of rare terms a prefix lookup reads; a prefix starting
+/// more terms than that does not narrow the granules.
+const MAX_PREFIX_CHUNKS: usize = 256;
+
+/// The granules that may hold a line term meeting `t`; `None` when the
+/// index cannot tell.
+fn token_query(
+    searcher: &tantivy::Searcher,
+    fields: &IndexFields,
+    t: &TokenNeed,
+    term_list: Option<&TermList>,
+    rare: Option<&RareTerms>,
+) -> Result<Option<Box<dyn Query>>> {
+    // A term is in the index or among the rare terms, never both: the
+    // rare terms are read only for a term the index does not have.
+    let rare_granule = |s: &str| -> Result<Option<u32>> {
+        match rare {
+            Some(r) if !indexed(searcher, fields, s) => r.granule_of(s.as_bytes()),
+            _ => Ok(None),
+        }
+    };
+    Ok(match t {
+        TokenNeed::Exact(s) => {
+            let q: Box<dyn Query> = Box::new(TermQuery::new(
+                Term::from_field_text(fields.line, s),
+                IndexRecordOption::Basic,
+            ));
+            Some(or_granules(fields, q, rare_granule(s)?.into_iter().collect()))
+        }
+        TokenNeed::Prefix(s) => {
+            let rare_granules = match rare {
+                Some(r) => match r.granules_with_prefix(s.as_bytes(), MAX_PREFIX_CHUNKS)? {
+                    Ok(granules) => granules,
+                    Err(_) => return Ok(None),
+                },
+                None => Vec::new(),
+            };
+            // The line's token may be a long one that was not indexed.
+            regex_query(&format!("{s}.*"), fields.line).map(|q| or_long(fields, or_granules(fields, q, rare_granules)))
+        }
+        TokenNeed::Suffix(s) | TokenNeed::Infix(s) => {
+            let suffix = matches!(t, TokenNeed::Suffix(_));
+            match term_list.and_then(|l| listed_terms(l, s, suffix).map(|found| (l, found))) {
+                Some((list, found)) => {
+                    let mut granules: Vec<u32> = rare_granule(s)?.into_iter().collect();
+                    let mut indexed = vec![s.as_bytes()];
+                    for (start, term) in found {
+                        match list.rare_granule(start) {
+                            Some(g) => granules.push(g),
+                            None => indexed.push(term),
+                        }
+                    }
+                    Some(or_long(
+                        fields,
+                        or_granules(fields, any_term(fields, indexed), granules),
+                    ))
+                }
+                // A regular expression over the dictionary does not see
+                // the rare terms.
+                None if rare.is_some() => None,
+                None => {
+                    let pattern = if suffix { format!(".*{s}") } else { format!(".*{s}.*") };
+                    regex_query(&pattern, fields.line).map(|q| or_long(fields, q))
+                }
+            }
+        }
+    })
+}
+
+/// True when the index has `term` as a line term.
+fn indexed(searcher: &tantivy::Searcher, fields: &IndexFields, term: &str) -> bool {
+    let term = Term::from_field_text(fields.line, term);
+    searcher.segment_readers().iter().any(|seg| {
+        seg.inverted_index(fields.line)
+            .ok()
+            .and_then(|inv| inv.get_term_info(&term).ok().flatten())
+            .is_some()
+    })
+}
+
+/// `q`, or any of `granules`.
+fn or_granules(fields: &IndexFields, q: Box<dyn Query>, mut granules: Vec<u32>) -> Box<dyn Query> {
+    if granules.is_empty() {
+        return q;
     }
+    granules.sort_unstable();
+    granules.dedup();
+    let set = TermSetQuery::new(
+        granules
+            .into_iter()
+            .map(|g| Term::from_field_u64(fields.granule, u64::from(g))),
+    );
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Should, q),
+        (Occur::Should, Box::new(set)),
+    ]))
 }
 
 /// True when `line` may hold a token of [`MAX_TOKEN_BYTES`] or more
@@ -250,7 +356,13 @@ pub struct TermList {
     /// `bytes` is too large for 32-bit offsets. About as large as the
     /// sampled terms themselves.
     grams: Vec<u64>,
+    /// Per rare term (see [`RareTerms`]): where it starts in `bytes` and
+    /// its granule; sorted.
+    rare: Vec<(u32, u32)>,
 }
+
+/// The granule of a [`TermList`] entry that is not in the index.
+const NOT_RARE: u32 = u32::MAX;
 
 /// Bytes of a sampled gram.
 const GRAM: usize = 8;
@@ -270,35 +382,55 @@ fn gram_at(b: &[u8], at: usize) -> u64 {
 }
 
 impl TermList {
-    /// Every line term of `index` (all segments).
-    pub fn build(index: &tantivy::Searcher, fields: &IndexFields) -> tantivy::Result<Self> {
+    /// Every line term of `index` (all segments) and of `rare`.
+    pub fn build(
+        index: &tantivy::Searcher,
+        fields: &IndexFields,
+        rare: Option<&RareTerms>,
+    ) -> std::result::Result<Self, String> {
         let mut flat = Vec::new();
-        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut spans: Vec<(usize, usize, u32)> = Vec::new();
         for seg in index.segment_readers() {
-            let inv = seg.inverted_index(fields.line)?;
-            let mut stream = inv.terms().stream()?;
+            let inv = seg.inverted_index(fields.line).map_err(|e| e.to_string())?;
+            let mut stream = inv.terms().stream().map_err(|e| e.to_string())?;
             while stream.advance() {
-                spans.push((flat.len(), stream.key().len()));
+                spans.push((flat.len(), stream.key().len(), NOT_RARE));
                 flat.extend_from_slice(stream.key());
             }
+        }
+        if let Some(rare) = rare {
+            rare.for_each(|term, granule| {
+                spans.push((flat.len(), term.len(), granule));
+                flat.extend_from_slice(term);
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        if u32::try_from(flat.len() + spans.len()).is_err() {
+            return Err(format!("{} bytes of terms, too many to list", flat.len()));
         }
         Ok(Self::arrange(&flat, spans))
     }
 
-    /// The list of the terms at `spans` (offset, length) of `flat`.
-    fn arrange(flat: &[u8], mut spans: Vec<(usize, usize)>) -> Self {
+    /// The list of the terms at `spans` (offset, length, granule or
+    /// [`NOT_RARE`]) of `flat`, which holds fewer than 4 GiB with their
+    /// separators.
+    fn arrange(flat: &[u8], mut spans: Vec<(usize, usize, u32)>) -> Self {
         // Longest first; equal lengths keep the dictionary's order.
         spans.sort_by_key(|s| std::cmp::Reverse(s.1));
         let max_len = spans.first().map_or(0, |s| s.1);
         let mut bytes = Vec::with_capacity(flat.len() + spans.len());
         let mut longer = vec![0usize; max_len + 1];
         let mut prev = max_len + 1;
-        for &(at, len) in &spans {
+        let mut rare = Vec::new();
+        for &(at, len, granule) in &spans {
             // The terms of at most n bytes start here, for n in len..prev.
             for slot in longer.iter_mut().take(prev).skip(len) {
                 *slot = bytes.len();
             }
             prev = len;
+            if granule != NOT_RARE {
+                rare.push((bytes.len() as u32, granule));
+            }
             bytes.extend_from_slice(&flat[at..at + len]);
             bytes.push(b'\n');
         }
@@ -319,7 +451,22 @@ impl TermList {
             }
             grams.sort_unstable();
         }
-        TermList { bytes, longer, grams }
+        TermList {
+            bytes,
+            longer,
+            grams,
+            rare,
+        }
+    }
+
+    /// The granule of the term starting at `start` of the list when it is
+    /// a rare term (not in the index).
+    fn rare_granule(&self, start: usize) -> Option<u32> {
+        let start = u32::try_from(start).ok()?;
+        self.rare
+            .binary_search_by_key(&start, |e| e.0)
+            .ok()
+            .map(|i| self.rare[i].1)
     }
 
     /// Where the terms that may hold `token` start (sorted, each once), by
@@ -355,11 +502,11 @@ impl TermList {
     }
 }
 
-/// The terms of `list` that contain `token` (or end with it, when
-/// `suffix`), each once, the token itself among them; `None` when there
-/// are too many.
-fn listed_terms<'a>(list: &'a TermList, token: &'a str, suffix: bool) -> Option<Vec<&'a [u8]>> {
-    let mut out: Vec<&[u8]> = vec![token.as_bytes()];
+/// The terms of `list` longer than `token` that contain it (or end with
+/// it, when `suffix`), each once with where it starts in the list; `None`
+/// when there are too many.
+fn listed_terms<'a>(list: &'a TermList, token: &str, suffix: bool) -> Option<Vec<(usize, &'a [u8])>> {
+    let mut out: Vec<(usize, &[u8])> = Vec::new();
     let finder = memchr::memmem::Finder::new(token.as_bytes());
     if let Some(starts) = list.gram_candidates(token.as_bytes()) {
         for start in starts {
@@ -371,8 +518,8 @@ fn listed_terms<'a>(list: &'a TermList, token: &'a str, suffix: bool) -> Option<
                 finder.find(term).is_some()
             };
             if term.len() > token.len() && holds {
-                out.push(term);
-                if out.len() > MAX_LISTED_TERMS {
+                out.push((start, term));
+                if out.len() >= MAX_LISTED_TERMS {
                     return None;
                 }
             }
@@ -391,8 +538,8 @@ fn listed_terms<'a>(list: &'a TermList, token: &'a str, suffix: bool) -> Option<
             continue;
         }
         last_start = start;
-        out.push(&region[start..end]);
-        if out.len() > MAX_LISTED_TERMS {
+        out.push((start, &region[start..end]));
+        if out.len() >= MAX_LISTED_TERMS {
             return None;
         }
     }
@@ -473,7 +620,7 @@ mod tests {
         let mut flat = Vec::new();
         let mut spans = Vec::new();
         for t in terms {
-            spans.push((flat.len(), t.len()));
+            spans.push((flat.len(), t.len(), NOT_RARE));
             flat.extend_from_slice(t.as_bytes());
         }
         TermList::arrange(&flat, spans)
@@ -483,8 +630,10 @@ mod tests {
         let mut v: Vec<String> = listed_terms(list, token, suffix)
             .expect("few terms")
             .into_iter()
-            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .map(|(_, t)| String::from_utf8_lossy(t).into_owned())
             .collect();
+        // The token itself is always asked for.
+        v.push(token.to_string());
         v.sort();
         v
     }

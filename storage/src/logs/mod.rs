@@ -6,9 +6,11 @@
 //! framing, record type 16), `blocks/<id>/` (see [`block`]), `staging/`.
 
 pub mod block;
+pub mod granule_terms;
 pub mod head;
 pub mod index;
 pub mod model;
+pub mod rare_terms;
 pub mod select;
 mod stats;
 pub mod walrec;

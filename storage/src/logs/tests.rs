@@ -189,7 +189,8 @@ fn selectors_and_time_ranges_narrow_reads() {
 }
 
 /// Lines in the shapes real logs have, from a small vocabulary so that
-/// needles hit often.
+/// needles hit often, and a third with an id or number of their own (the
+/// block's rare terms).
 fn random_line(rng: &mut fastrand_like::Rng) -> String {
     const WORDS: &[&str] = &[
         "error",
@@ -219,6 +220,12 @@ fn random_line(rng: &mut fastrand_like::Rng) -> String {
     let mut words: Vec<String> = (0..n).map(|_| WORDS[rng.below(WORDS.len())].to_string()).collect();
     if rng.below(50) == 0 {
         words.push("z".repeat(200)); // a token too long to index
+    }
+    let at = rng.below(words.len() + 1);
+    match rng.below(6) {
+        0 => words.insert(at, format!("msg{:x}", rng.below(usize::MAX))),
+        1 => words.insert(at, format!("{}", rng.below(100_000_000))),
+        _ => {}
     }
     let sep = [" ", " ", "=", ",", "-"][rng.below(5)];
     words.join(sep)
@@ -257,6 +264,17 @@ fn index_served_line_filters_agree_with_a_scan() {
             .expect("push");
     }
     db.flush().expect("flush");
+    // The ids are rare terms, out of the index: the lookups below go to
+    // the rare terms file.
+    let mut rare = 0;
+    for block in std::fs::read_dir(dir.path().join("blocks")).expect("ls") {
+        let path = block.expect("entry").path().join(super::rare_terms::RARE_TERMS_FILE);
+        let terms = super::rare_terms::RareTerms::open(&path)
+            .expect("open")
+            .expect("written");
+        terms.for_each(|_, _| rare += 1).expect("read");
+    }
+    assert!(rare > 500, "{rare} rare terms");
     let everything = db.select(&LogSelect::new("t", vec![], 0, i64::MAX)).expect("select");
     let mut needles: Vec<String> = vec![
         "error".into(),
@@ -272,6 +290,36 @@ fn index_served_line_filters_agree_with_a_scan() {
         " by ".into(),
         "nothing-like-this".into(),
     ];
+    // Every id or number with the line it is in.
+    let ids: Vec<(&str, &str)> = lines
+        .iter()
+        .flat_map(|l| l.split([' ', '=', ',', '-']).map(move |w| (w, l.as_str())))
+        .filter(|(w, _)| {
+            w.len() >= 6 && w.bytes().all(|b| b.is_ascii_alphanumeric()) && w.bytes().any(|b| b.is_ascii_digit())
+        })
+        .collect();
+    assert!(ids.len() > 500, "{} ids", ids.len());
+    for _ in 0..40 {
+        // An id or number whole, with what is around it in its line
+        // (a whole token), its start, its end, its middle, and bounded by
+        // separators.
+        let (id, line) = ids[rng.below(ids.len())];
+        let at = line.find(id).expect("in its line");
+        let (from, to) = (at.saturating_sub(1), (at + id.len() + 1).min(line.len()));
+        if line.is_char_boundary(from) && line.is_char_boundary(to) {
+            needles.push(line[from..to].to_string());
+        }
+        let cut = 1 + rng.below(id.len() - 2);
+        needles.extend([
+            id.to_string(),
+            id[..cut].to_string(),
+            id[cut..].to_string(),
+            id[1..id.len() - 1].to_string(),
+            format!(" {id}"),
+            format!("{} ", &id[..cut]),
+            id.to_uppercase(),
+        ]);
+    }
     for _ in 0..60 {
         // Random substrings of real lines, cut at char boundaries.
         let l = &lines[rng.below(lines.len())];
