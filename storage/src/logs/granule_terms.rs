@@ -10,31 +10,47 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// Distinct terms of each granule of a block, and of the block.
 ///
-/// About 35 bytes per distinct term (its bytes in one arena, where they
-/// end, a table slot, its last granule) and 4 per distinct term of a
-/// granule: ~120 MB for a merged block of 430 MB of lines.
+/// About 30 bytes per distinct term (its bytes in one arena, its record,
+/// a table slot) and 4 per distinct term of a granule: ~110 MB for a
+/// merged block of 430 MB of lines.
 pub struct GranuleTerms<T: Tokenizer> {
     tokenizer: T,
-    /// Term ids by the hash of their bytes.
+    /// Term ids (indexes into `terms`) by the hash of their bytes.
     table: HashTable<u32>,
     /// Every term, one after the other.
     arena: String,
-    /// Per term: where it ends in `arena` (and the next begins).
-    ends: Vec<usize>,
-    /// Per term: the last granule that held it (its only one while
-    /// `in_many` is false).
-    last_granule: Vec<u32>,
-    in_many: Vec<bool>,
+    terms: Vec<TermRecord>,
     /// The term ids of every granule, granule after granule.
     granule_terms: Vec<u32>,
     /// Per granule added: its number and where its ids end.
     granules: Vec<(u32, usize)>,
 }
 
-fn term_of<'a>(arena: &'a str, ends: &[usize], id: u32) -> &'a str {
-    let id = id as usize;
-    let start = if id == 0 { 0 } else { ends[id - 1] };
-    &arena[start..ends[id]]
+/// One distinct term: where it is and which granules hold it, together,
+/// so that meeting a term touches one record (the table, the record and
+/// the term's bytes are the cache misses of cutting a block into terms).
+#[derive(Clone, Copy)]
+struct TermRecord {
+    /// Where the term starts in the arena.
+    start: usize,
+    len: u32,
+    /// The last granule that held the term (its only one until
+    /// [`IN_MANY`] is set).
+    last_granule: u32,
+}
+
+/// Set in [`TermRecord::last_granule`] once a second granule holds the
+/// term. Granules are rows / 128 of at most 2³² rows, so below it.
+const IN_MANY: u32 = 1 << 31;
+
+impl TermRecord {
+    fn text<'a>(&self, arena: &'a str) -> &'a str {
+        &arena[self.start..self.start + self.len as usize]
+    }
+
+    fn in_many(&self) -> bool {
+        self.last_granule & IN_MANY != 0
+    }
 }
 
 impl<T: Tokenizer> GranuleTerms<T> {
@@ -44,16 +60,16 @@ impl<T: Tokenizer> GranuleTerms<T> {
             tokenizer,
             table: HashTable::new(),
             arena: String::new(),
-            ends: Vec::new(),
-            last_granule: Vec::new(),
-            in_many: Vec::new(),
+            terms: Vec::new(),
             granule_terms: Vec::new(),
             granules: Vec::new(),
         }
     }
 
-    /// Adds the terms of `line` to `granule` (granules in ascending order).
+    /// Adds the terms of `line` to `granule` (granules in ascending order,
+    /// below 2³¹).
     pub fn add_line(&mut self, granule: u32, line: &str) {
+        debug_assert!(granule < IN_MANY);
         match self.granules.last_mut() {
             Some(last) if last.0 == granule => {}
             _ => self.granules.push((granule, self.granule_terms.len())),
@@ -62,25 +78,28 @@ impl<T: Tokenizer> GranuleTerms<T> {
         while stream.advance() {
             let text = stream.token().text.as_str();
             let hash = xxh3_64(text.as_bytes());
-            let (arena, ends) = (&self.arena, &self.ends);
-            let id = match self.table.find(hash, |&id| term_of(arena, ends, id) == text) {
+            let (arena, terms) = (&self.arena, &self.terms);
+            let id = match self.table.find(hash, |&id| terms[id as usize].text(arena) == text) {
                 Some(&id) => {
-                    if self.last_granule[id as usize] == granule {
+                    let record = &mut self.terms[id as usize];
+                    if record.last_granule & !IN_MANY == granule {
                         continue;
                     }
-                    self.in_many[id as usize] = true;
-                    self.last_granule[id as usize] = granule;
+                    record.last_granule = granule | IN_MANY;
                     id
                 }
                 None => {
-                    let id = self.ends.len() as u32;
+                    let id = self.terms.len() as u32;
+                    self.terms.push(TermRecord {
+                        start: self.arena.len(),
+                        // Tokens are shorter than MAX_TOKEN_BYTES (x3 lower-cased).
+                        len: text.len() as u32,
+                        last_granule: granule,
+                    });
                     self.arena.push_str(text);
-                    self.ends.push(self.arena.len());
-                    self.last_granule.push(granule);
-                    self.in_many.push(false);
-                    let (arena, ends) = (&self.arena, &self.ends);
+                    let (arena, terms) = (&self.arena, &self.terms);
                     self.table
-                        .insert_unique(hash, id, |&id| xxh3_64(term_of(arena, ends, id).as_bytes()));
+                        .insert_unique(hash, id, |&id| xxh3_64(terms[id as usize].text(arena).as_bytes()));
                     id
                 }
             };
@@ -100,8 +119,8 @@ impl<T: Tokenizer> GranuleTerms<T> {
             let ids = &self.granule_terms[start..end];
             start = end;
             let mut text = String::with_capacity(ids.len() * 8);
-            for &id in ids.iter().filter(|&&id| self.in_many[id as usize]) {
-                text.push_str(term_of(&self.arena, &self.ends, id));
+            for record in ids.iter().map(|&id| &self.terms[id as usize]).filter(|r| r.in_many()) {
+                text.push_str(record.text(&self.arena));
                 text.push(' ');
             }
             (number, text)
@@ -110,14 +129,10 @@ impl<T: Tokenizer> GranuleTerms<T> {
 
     /// Every term only one granule holds, with that granule.
     pub fn rare_terms(&self) -> Vec<(&[u8], u32)> {
-        (0..self.ends.len() as u32)
-            .filter(|&id| !self.in_many[id as usize])
-            .map(|id| {
-                (
-                    term_of(&self.arena, &self.ends, id).as_bytes(),
-                    self.last_granule[id as usize],
-                )
-            })
+        self.terms
+            .iter()
+            .filter(|r| !r.in_many())
+            .map(|r| (r.text(&self.arena).as_bytes(), r.last_granule))
             .collect()
     }
 }
