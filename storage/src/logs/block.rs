@@ -968,4 +968,78 @@ mod tests {
         assert_eq!(select_row_groups(&[10, 10, 10, 5], &[(34, 35)]).0, vec![3]);
         assert_eq!(select_row_groups(&[10, 10], &[]).0, Vec::<usize>::new());
     }
+
+    /// A block written by version 1 (every term in tantivy, tokenized by
+    /// the line analyzer, no rare terms file; `storage/testdata`) answers
+    /// line filters as a scan of it does.
+    #[test]
+    fn version_1_blocks_are_still_searched() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/log-block-v1");
+        let dir = tempfile::tempdir().expect("tmp");
+        let block_dir = dir.path().join("block");
+        copy_tree(&fixture, &block_dir);
+        let block = LogBlock::open(&block_dir).expect("open");
+        assert_eq!(block.meta().version, 1);
+        assert!(!block_dir.join(RARE_TERMS_FILE).exists());
+        let everything = block.read_all().expect("read");
+        let lines: Vec<&str> = everything
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.line.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 900);
+        let mut needles: Vec<String> = ["error", "rror", "ünï", "été", "user=alice", "=200,", "nothing"]
+            .map(String::from)
+            .to_vec();
+        for line in lines.iter().step_by(37) {
+            let id = line
+                .split([' ', '=', ',', '-'])
+                .find(|w| w.len() > 5 && w.bytes().any(|b| b.is_ascii_digit()))
+                .unwrap_or(line);
+            needles.extend([
+                id.to_string(),
+                id[..3].to_string(),
+                id[2..].to_string(),
+                format!(" {id}"),
+            ]);
+        }
+        let mut narrowed = 0;
+        for needle in needles {
+            let mut q = LogSelect::new("t", vec![], 0, i64::MAX);
+            q.contains = vec![needle.clone()];
+            let mut served = Vec::new();
+            block.select(&q, &mut served, &AtomicU64::new(0)).expect("select");
+            let served: Vec<(i64, String)> = served
+                .into_iter()
+                .flat_map(|s| s.entries.into_iter().map(|e| (e.ts, e.line)))
+                .collect();
+            let scanned: Vec<(i64, String)> = everything
+                .iter()
+                .flat_map(|s| s.entries.iter())
+                .filter(|e| e.line.contains(&needle))
+                .map(|e| (e.ts, e.line.clone()))
+                .collect();
+            assert_eq!(served, scanned, "needle {needle:?}");
+            if block
+                .search_granules(&q.contains)
+                .expect("search")
+                .is_some_and(|g| g.len() < 8)
+            {
+                narrowed += 1;
+            }
+        }
+        assert!(narrowed > 20, "the index narrowed only {narrowed} searches");
+    }
+
+    fn copy_tree(from: &Path, to: &Path) {
+        fs::create_dir_all(to).expect("mkdir");
+        for entry in fs::read_dir(from).expect("ls") {
+            let entry = entry.expect("entry");
+            let dest = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy_tree(&entry.path(), &dest);
+            } else {
+                fs::copy(entry.path(), &dest).expect("copy");
+            }
+        }
+    }
 }
