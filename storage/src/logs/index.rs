@@ -308,16 +308,20 @@ fn or_granules(fields: &IndexFields, q: Box<dyn Query>, mut granules: Vec<u32>) 
 
 /// True when `line` may hold a token of [`MAX_TOKEN_BYTES`] or more
 /// (conservatively: every non-ASCII byte counts as part of a token).
+///
+/// Looks at windows of [`MAX_TOKEN_BYTES`] bytes from their end: the
+/// last separator in one is where the next starts, so a line of short
+/// words costs a few bytes per window, not every byte (this ran over
+/// every line of every block written, 5 % of the ingest's CPU).
 pub fn has_long_token(line: &str) -> bool {
-    let mut run = 0usize;
-    for &b in line.as_bytes() {
-        if b.is_ascii_alphanumeric() || b >= 0x80 {
-            run += 1;
-            if run >= MAX_TOKEN_BYTES {
-                return true;
-            }
-        } else {
-            run = 0;
+    let b = line.as_bytes();
+    let in_token = |c: &u8| c.is_ascii_alphanumeric() || *c >= 0x80;
+    let mut start = 0;
+    while start + MAX_TOKEN_BYTES <= b.len() {
+        match b[start..start + MAX_TOKEN_BYTES].iter().rposition(|c| !in_token(c)) {
+            None => return true,
+            // A token this long would start after that separator.
+            Some(p) => start += p + 1,
         }
     }
     false
@@ -614,6 +618,50 @@ mod tests {
         assert_eq!(needle_tokens("rror"), vec![Infix("rror".into())]);
         assert_eq!(needle_tokens(" timeout "), vec![Exact("timeout".into())]);
         assert_eq!(needle_tokens("::"), vec![]);
+    }
+
+    #[test]
+    fn long_tokens_are_found_as_a_byte_by_byte_count_finds_them() {
+        fn by_every_byte(line: &str) -> bool {
+            let mut run = 0usize;
+            for &b in line.as_bytes() {
+                run = if b.is_ascii_alphanumeric() || b >= 0x80 {
+                    run + 1
+                } else {
+                    0
+                };
+                if run >= MAX_TOKEN_BYTES {
+                    return true;
+                }
+            }
+            false
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut long = 0;
+        for _ in 0..3000 {
+            let mut line = String::new();
+            while line.len() < 400 {
+                // Words of every length around the limit, separators,
+                // non-ASCII letters.
+                let len = [1, 5, 40, MAX_TOKEN_BYTES - 1, MAX_TOKEN_BYTES, MAX_TOKEN_BYTES + 3][next(6) as usize];
+                let word: String = (0..len).map(|_| ['a', '7', 'é', 'Z'][next(4) as usize]).collect();
+                line.push_str(&word);
+                line.push([' ', '=', '-', ':'][next(4) as usize]);
+            }
+            let line: String = line.chars().take(next(400) as usize).collect();
+            assert_eq!(has_long_token(&line), by_every_byte(&line), "{line:?}");
+            long += usize::from(by_every_byte(&line));
+        }
+        assert!((500..2500).contains(&long), "{long} of 3000 lines with a long token");
+        assert!(!has_long_token(""));
+        assert!(has_long_token(&"x".repeat(MAX_TOKEN_BYTES)));
+        assert!(!has_long_token(&"x".repeat(MAX_TOKEN_BYTES - 1)));
     }
 
     fn list_of(terms: &[&str]) -> TermList {
