@@ -70,13 +70,15 @@ pub fn index_fields() -> IndexFields {
     let line_opts = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(TERMS_TOKENIZER)
-            .set_index_option(IndexRecordOption::Basic),
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
     );
     let line = b.add_text_field("line", line_opts);
     let meta_opts = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer("raw")
-            .set_index_option(IndexRecordOption::Basic),
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
     );
     let meta = b.add_text_field("meta", meta_opts);
     IndexFields {
@@ -208,9 +210,9 @@ pub fn granule_query(
     })
 }
 
-/// Most chunks of rare terms a prefix lookup reads; a prefix starting
-/// more terms than that does not narrow the granules.
-const MAX_PREFIX_CHUNKS: usize = 256;
+/// Most chunks of rare terms a prefix lookup reads (64 Ki terms); a
+/// prefix starting more terms than that does not narrow the granules.
+const MAX_PREFIX_CHUNKS: usize = 64;
 
 /// The granules that may hold a line term meeting `t`; `None` when the
 /// index cannot tell.
