@@ -603,6 +603,7 @@ fn regex_query(pattern: &str, field: Field) -> Option<Box<dyn Query>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_rng::TestRng;
     use super::*;
 
     #[test]
@@ -638,13 +639,8 @@ mod tests {
             }
             false
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = TestRng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move |n: u64| rng.next_u64() % n;
         let mut long = 0;
         for _ in 0..3000 {
             let mut line = String::new();
@@ -716,13 +712,8 @@ mod tests {
     fn long_tokens_found_by_grams_are_the_terms_a_scan_finds() {
         // Hex-like terms of many lengths, some holding others, so tokens
         // occur at every offset modulo the stride.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = TestRng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = move |n: u64| rng.next_u64() % n;
         let mut terms: Vec<String> = (0..3000)
             .map(|_| {
                 let len = 4 + next(36) as usize;

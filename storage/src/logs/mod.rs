@@ -16,6 +16,8 @@ mod stats;
 pub mod walrec;
 
 #[cfg(test)]
+mod test_rng;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeSet;

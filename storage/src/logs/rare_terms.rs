@@ -325,16 +325,15 @@ fn get_varint(b: &[u8], at: &mut usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_rng::TestRng;
     use super::*;
 
     fn terms(n: usize) -> Vec<(Vec<u8>, u32)> {
         // Ids, numbers and words, as logs have them; deterministic.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = TestRng::new(0x9e37_79b9_7f4a_7c15);
         let mut out = Vec::new();
         for i in 0..n {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next_u64();
             let t = match i % 3 {
                 0 => format!("{state:016x}"),
                 1 => format!("{}", state % 10_000_000),

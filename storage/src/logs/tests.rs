@@ -1,6 +1,7 @@
 //! LogDb tests: durability, limits, and index-served reads agreeing with
 //! scans.
 
+use super::test_rng::TestRng;
 use super::*;
 use crate::matcher::{MatchOp, Matcher};
 
@@ -191,7 +192,7 @@ fn selectors_and_time_ranges_narrow_reads() {
 /// Lines in the shapes real logs have, from a small vocabulary so that
 /// needles hit often, and a third with an id or number of their own (the
 /// block's rare terms).
-fn random_line(rng: &mut fastrand_like::Rng) -> String {
+fn random_line(rng: &mut TestRng) -> String {
     const WORDS: &[&str] = &[
         "error",
         "Error",
@@ -231,25 +232,11 @@ fn random_line(rng: &mut fastrand_like::Rng) -> String {
     words.join(sep)
 }
 
-/// A tiny deterministic generator (no extra dependency for the storage
-/// crate's tests).
-mod fastrand_like {
-    pub struct Rng(pub u64);
-    impl Rng {
-        pub fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-    }
-}
-
 #[test]
 fn index_served_line_filters_agree_with_a_scan() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = LogDb::open(opts(dir.path())).expect("open");
-    let mut rng = fastrand_like::Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = TestRng::new(0x9e37_79b9_7f4a_7c15);
     let base = t0();
     let mut lines = Vec::new();
     for s in 0..5 {
