@@ -264,6 +264,13 @@ pub fn write_block<'a>(
     })?;
     // Only now is it known which terms more than one granule holds: those
     // go into the index, the rest into the rare terms file.
+    if docs.len() != terms.granules() {
+        return Err(StorageError::Internal(format!(
+            "{} granule documents for the terms of {} granules",
+            docs.len(),
+            terms.granules()
+        )));
+    }
     for ((doc_number, mut doc), (number, text)) in docs.into_iter().zip(terms.shared_terms()) {
         if doc_number != number {
             return Err(StorageError::Internal(format!(

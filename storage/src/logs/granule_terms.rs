@@ -110,6 +110,11 @@ impl<T: Tokenizer> GranuleTerms<T> {
         }
     }
 
+    /// How many granules lines were added to.
+    pub fn granules(&self) -> usize {
+        self.granules.len()
+    }
+
     /// The granules added, in order, each with the terms of it that other
     /// granules hold too (for the index), separated by spaces (terms hold
     /// no whitespace: see [`super::index::TERMS_TOKENIZER`]).
