@@ -196,11 +196,11 @@ pub fn write_block<'a>(
     // one writes the Parquet file (as tantivy's indexing thread did when it
     // took whole lines).
     let (line_tx, line_rx) = crossbeam_channel::bounded::<Vec<(u32, &'a str)>>(4);
-    let terms = std::thread::scope(|scope| -> Result<GranuleTerms<_>> {
+    let terms = std::thread::scope(|scope| -> Result<GranuleTerms> {
         let line_tx = line_tx;
         let mut granule = GranuleDoc::new(&fields, 0);
         let tokenizer = scope.spawn(move || {
-            let mut terms = GranuleTerms::new(index::line_tokenizer());
+            let mut terms = GranuleTerms::default();
             for lines in line_rx {
                 for (granule, line) in lines {
                     terms.add_line(granule, line);

@@ -5,16 +5,19 @@
 //! distinct terms as numbers.
 
 use hashbrown::HashTable;
-use tantivy::tokenizer::{TokenStream, Tokenizer};
 use xxhash_rust::xxh3::xxh3_64;
+
+use super::index::for_each_line_term;
 
 /// Distinct terms of each granule of a block, and of the block.
 ///
 /// About 30 bytes per distinct term (its bytes in one arena, its record,
 /// a table slot) and 4 per distinct term of a granule: ~110 MB for a
 /// merged block of 430 MB of lines.
-pub struct GranuleTerms<T: Tokenizer> {
-    tokenizer: T,
+#[derive(Default)]
+pub struct GranuleTerms {
+    /// Scratch space for lower-casing a term.
+    lower: String,
     /// Term ids (indexes into `terms`) by the hash of their bytes.
     table: HashTable<u32>,
     /// Every term, one after the other.
@@ -53,61 +56,51 @@ impl TermRecord {
     }
 }
 
-impl<T: Tokenizer> GranuleTerms<T> {
-    /// Collects the terms `tokenizer` cuts from lines.
-    pub fn new(tokenizer: T) -> Self {
-        GranuleTerms {
-            tokenizer,
-            table: HashTable::new(),
-            arena: String::new(),
-            terms: Vec::new(),
-            granule_terms: Vec::new(),
-            granules: Vec::new(),
-        }
-    }
-
-    /// Adds the terms of `line` to `granule` (granules in ascending order,
-    /// below 2³¹).
+impl GranuleTerms {
+    /// Adds the terms of `line` (as [`super::index::line_tokenizer`] cuts
+    /// them) to `granule` (granules in ascending order, below 2³¹).
     pub fn add_line(&mut self, granule: u32, line: &str) {
         debug_assert!(granule < IN_MANY);
         match self.granules.last_mut() {
             Some(last) if last.0 == granule => {}
             _ => self.granules.push((granule, self.granule_terms.len())),
         }
-        let mut stream = self.tokenizer.token_stream(line);
-        while stream.advance() {
-            let text = stream.token().text.as_str();
-            let hash = xxh3_64(text.as_bytes());
-            let (arena, terms) = (&self.arena, &self.terms);
-            let id = match self.table.find(hash, |&id| terms[id as usize].text(arena) == text) {
-                Some(&id) => {
-                    let record = &mut self.terms[id as usize];
-                    if record.last_granule & !IN_MANY == granule {
-                        continue;
-                    }
-                    record.last_granule = granule | IN_MANY;
-                    id
-                }
-                None => {
-                    let id = self.terms.len() as u32;
-                    self.terms.push(TermRecord {
-                        start: self.arena.len(),
-                        // Tokens are shorter than MAX_TOKEN_BYTES (x3 lower-cased).
-                        len: text.len() as u32,
-                        last_granule: granule,
-                    });
-                    self.arena.push_str(text);
-                    let (arena, terms) = (&self.arena, &self.terms);
-                    self.table
-                        .insert_unique(hash, id, |&id| xxh3_64(terms[id as usize].text(arena).as_bytes()));
-                    id
-                }
-            };
-            self.granule_terms.push(id);
-        }
+        let mut lower = std::mem::take(&mut self.lower);
+        for_each_line_term(line, &mut lower, |text| self.add_term(granule, text));
+        self.lower = lower;
         if let Some(last) = self.granules.last_mut() {
             last.1 = self.granule_terms.len();
         }
+    }
+
+    fn add_term(&mut self, granule: u32, text: &str) {
+        let hash = xxh3_64(text.as_bytes());
+        let (arena, terms) = (&self.arena, &self.terms);
+        let id = match self.table.find(hash, |&id| terms[id as usize].text(arena) == text) {
+            Some(&id) => {
+                let record = &mut self.terms[id as usize];
+                if record.last_granule & !IN_MANY == granule {
+                    return;
+                }
+                record.last_granule = granule | IN_MANY;
+                id
+            }
+            None => {
+                let id = self.terms.len() as u32;
+                self.terms.push(TermRecord {
+                    start: self.arena.len(),
+                    // Terms are shorter than MAX_TOKEN_BYTES (x3 lower-cased).
+                    len: text.len() as u32,
+                    last_granule: granule,
+                });
+                self.arena.push_str(text);
+                let (arena, terms) = (&self.arena, &self.terms);
+                self.table
+                    .insert_unique(hash, id, |&id| xxh3_64(terms[id as usize].text(arena).as_bytes()));
+                id
+            }
+        };
+        self.granule_terms.push(id);
     }
 
     /// How many granules lines were added to.
@@ -145,11 +138,10 @@ impl<T: Tokenizer> GranuleTerms<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logs::index::line_tokenizer;
 
     #[test]
     fn terms_of_one_granule_are_rare_and_the_rest_are_indexed_once_per_granule() {
-        let mut terms = GranuleTerms::new(line_tokenizer());
+        let mut terms = GranuleTerms::default();
         terms.add_line(0, "GET /a id=7f3a user=Alice");
         terms.add_line(0, "GET /b user=alice");
         terms.add_line(2, "POST /a id=99c0");
