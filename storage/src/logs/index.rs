@@ -422,7 +422,7 @@ pub struct TermList {
     rare: Vec<(u32, u32)>,
 }
 
-/// The granule of a [`TermList`] entry that is not in the index.
+/// Marks a [`TermList`] entry that is in the index (not a rare term).
 const NOT_RARE: u32 = u32::MAX;
 
 /// Bytes of a sampled gram.
