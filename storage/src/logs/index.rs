@@ -45,7 +45,7 @@ pub const LONG_TOKEN_MARKER: &str = "_long";
 pub const LINE_TOKENIZER: &str = "sightline_line";
 /// The `line` field's tokenizer since version 2 blocks: a document's
 /// line terms come already cut by [`line_tokenizer`] (see
-/// [`super::granule_terms`]), separated by spaces. A term holds no
+/// the block writer's `granule_terms`), separated by spaces. A term holds no
 /// whitespace: it is a run of alphanumeric characters, lower-cased.
 pub const TERMS_TOKENIZER: &str = "sightline_terms";
 

@@ -6,7 +6,7 @@
 //! framing, record type 16), `blocks/<id>/` (see [`block`]), `staging/`.
 
 pub mod block;
-pub mod granule_terms;
+mod granule_terms;
 pub mod head;
 pub mod index;
 pub mod model;
