@@ -27,6 +27,31 @@ pub struct GranuleTerms {
     granule_terms: Vec<u32>,
     /// Per granule added: its number and where its ids end.
     granules: Vec<(u32, usize)>,
+    /// Short terms met lately, by hash ([`RECENT_SLOTS`] of them).
+    recent: Vec<RecentTerm>,
+}
+
+/// Slots of [`GranuleTerms::recent`]: 128 KiB, kept in the core's L2 cache,
+/// against the few hundred distinct terms of a granule.
+const RECENT_SLOTS: usize = 4096;
+/// Longest term [`GranuleTerms::recent`] holds (most words are shorter).
+const RECENT_BYTES: usize = 15;
+
+/// A short term met lately, in the slot its hash picks. Most of a
+/// granule's term occurrences repeat a term the granule already holds
+/// (field names, words of one message kind); a slot answers those with
+/// the term's id and the last granule that met it, without touching the
+/// table, the term's record or its bytes in the arena (three cache misses
+/// in a block of millions of terms).
+#[derive(Clone, Copy, Default)]
+struct RecentTerm {
+    hash: u64,
+    id: u32,
+    /// The last granule whose term ids hold `id`.
+    granule: u32,
+    /// The term's length; 0 for an empty slot (terms are never empty).
+    len: u8,
+    bytes: [u8; RECENT_BYTES],
 }
 
 /// One distinct term: where it is and which granules hold it, together,
@@ -75,12 +100,46 @@ impl GranuleTerms {
 
     fn add_term(&mut self, granule: u32, text: &str) {
         let hash = xxh3_64(text.as_bytes());
+        if self.recent.is_empty() {
+            self.recent = vec![RecentTerm::default(); RECENT_SLOTS];
+        }
+        let slot = &mut self.recent[hash as usize % RECENT_SLOTS];
+        if slot.hash == hash && usize::from(slot.len) == text.len() && slot.bytes[..text.len()] == *text.as_bytes() {
+            if slot.granule == granule {
+                return;
+            }
+            slot.granule = granule;
+            let id = slot.id;
+            let record = &mut self.terms[id as usize];
+            if record.last_granule & !IN_MANY != granule {
+                record.last_granule = granule | IN_MANY;
+                self.granule_terms.push(id);
+            }
+            return;
+        }
+        let id = self.add_term_by_table(granule, text, hash);
+        if text.len() <= RECENT_BYTES {
+            let mut bytes = [0; RECENT_BYTES];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            self.recent[hash as usize % RECENT_SLOTS] = RecentTerm {
+                hash,
+                id,
+                granule,
+                len: text.len() as u8,
+                bytes,
+            };
+        }
+    }
+
+    /// [`GranuleTerms::add_term`] through the table of every term: the
+    /// term's id, added to `granule`'s ids unless they hold it.
+    fn add_term_by_table(&mut self, granule: u32, text: &str, hash: u64) -> u32 {
         let (arena, terms) = (&self.arena, &self.terms);
         let id = match self.table.find(hash, |&id| terms[id as usize].text(arena) == text) {
             Some(&id) => {
                 let record = &mut self.terms[id as usize];
                 if record.last_granule & !IN_MANY == granule {
-                    return;
+                    return id;
                 }
                 record.last_granule = granule | IN_MANY;
                 id
@@ -101,6 +160,7 @@ impl GranuleTerms {
             }
         };
         self.granule_terms.push(id);
+        id
     }
 
     /// How many granules lines were added to.
@@ -137,7 +197,68 @@ impl GranuleTerms {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::super::test_rng::TestRng;
     use super::*;
+
+    /// Thousands of terms over many granules, so that recent-term slots
+    /// are shared by several terms, overwritten and met again (terms of
+    /// every length around [`RECENT_BYTES`]): the granules of every term
+    /// must be those a plain map of the same lines gives.
+    #[test]
+    fn terms_and_their_granules_match_a_plain_map() {
+        let mut rng = TestRng::new(0x5eed);
+        let words: Vec<String> = (0..20_000)
+            .map(|i| {
+                let len = 1 + rng.below(RECENT_BYTES + 6);
+                (0..len)
+                    .map(|k| (b'a' + ((i * 7 + k * 13 + len) % 26) as u8) as char)
+                    .collect::<String>()
+                    + &i.to_string()
+            })
+            .collect();
+        let mut terms = GranuleTerms::default();
+        let mut want: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        let mut lower = String::new();
+        for granule in 0..400u32 {
+            for _ in 0..1 + rng.below(40) {
+                // Mostly a granule's own small vocabulary, sometimes any word.
+                let line: Vec<&str> = (0..1 + rng.below(12))
+                    .map(|_| {
+                        let i = if rng.below(4) == 0 {
+                            rng.below(words.len())
+                        } else {
+                            (granule as usize * 31 + rng.below(50)) % words.len()
+                        };
+                        words[i].as_str()
+                    })
+                    .collect();
+                let line = line.join(" ");
+                terms.add_line(granule * 2, &line);
+                for_each_line_term(&line, &mut lower, |t| {
+                    want.entry(t.to_string()).or_default().insert(granule * 2);
+                });
+            }
+        }
+        let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        for (granule, text) in terms.shared_terms() {
+            let mut seen = BTreeSet::new();
+            for t in text.split_whitespace() {
+                assert!(seen.insert(t), "{t} twice in granule {granule}");
+                got.entry(t.to_string()).or_default().insert(granule);
+            }
+        }
+        for (t, g) in terms.rare_terms() {
+            let t = String::from_utf8_lossy(t).into_owned();
+            assert!(
+                got.insert(t.clone(), BTreeSet::from([g])).is_none(),
+                "{t} both rare and shared"
+            );
+        }
+        assert_eq!(got, want);
+        assert!(want.values().any(|g| g.len() == 1) && want.values().any(|g| g.len() > 1));
+    }
 
     #[test]
     fn terms_of_one_granule_are_rare_and_the_rest_are_indexed_once_per_granule() {
