@@ -543,13 +543,7 @@ impl LogBlock {
         if ranges.is_empty() {
             return Ok(());
         }
-        // One searcher per needle for the whole read (building one per
-        // line was a tenth of a phrase search).
-        let finders: Vec<memchr::memmem::Finder> = q
-            .contains
-            .iter()
-            .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
-            .collect();
+        let lines = q.line_matcher();
         let keep = |ts: i64, line: &str| {
             let len = line.len() as u64;
             let total = scanned.fetch_add(len, Ordering::Relaxed) + len;
@@ -559,7 +553,7 @@ impl LogBlock {
                     q.max_bytes
                 )));
             }
-            Ok(ts >= q.start && ts < q.end && finders.iter().all(|f| f.find(line.as_bytes()).is_some()))
+            Ok(ts >= q.start && ts < q.end && lines.matches(line))
         };
         self.read_rows(&ranges, !q.skip_lines, keep, |stream, entry| {
             push_entry(out, &stream.key, entry);

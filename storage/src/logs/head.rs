@@ -144,6 +144,7 @@ impl LogHead {
     /// Adds the entries `q` selects to `out`.
     pub fn select(&self, q: &LogSelect, out: &mut Vec<LogStream>) {
         let mut matcher = q.stream_matcher();
+        let lines = q.line_matcher();
         for (key, entries) in &self.streams {
             if !matcher.matches(key) {
                 continue;
@@ -152,7 +153,7 @@ impl LogHead {
             let to = entries.partition_point(|e| e.ts < q.end);
             let picked: Vec<LogEntry> = entries[from..to]
                 .iter()
-                .filter(|e| q.matches_line(&e.line))
+                .filter(|e| lines.matches(&e.line))
                 .map(|e| {
                     if q.skip_lines {
                         LogEntry {

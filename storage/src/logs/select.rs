@@ -76,6 +76,20 @@ impl LogSelect {
         self.contains.iter().all(|n| line.contains(n.as_str()))
     }
 
+    /// [`LogSelect::matches_line`] for many lines in a row (a head's, a
+    /// block's candidate granules): each needle's searcher is built once
+    /// (building one per line was a tenth of a phrase search) and finds
+    /// it with SIMD, several times faster than `str::contains`.
+    pub fn line_matcher(&self) -> LineMatcher<'_> {
+        LineMatcher {
+            finders: self
+                .contains
+                .iter()
+                .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+                .collect(),
+        }
+    }
+
     /// True when `[min_t, max_t]` overlaps the range.
     pub fn overlaps(&self, min_t: i64, max_t: i64) -> bool {
         min_t < self.end && max_t >= self.start
@@ -93,6 +107,18 @@ pub trait LogReader: Send + Sync {
     /// reader has no live source (e.g. blocks in an object store).
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<super::TailBatch>> {
         None
+    }
+}
+
+/// The needles of a [`LogSelect`], ready to search many lines.
+pub struct LineMatcher<'a> {
+    finders: Vec<memchr::memmem::Finder<'a>>,
+}
+
+impl LineMatcher<'_> {
+    /// True when `line` contains every needle.
+    pub fn matches(&self, line: &str) -> bool {
+        self.finders.iter().all(|f| f.find(line.as_bytes()).is_some())
     }
 }
 
