@@ -87,10 +87,13 @@ pub struct LogsSection {
     pub head_max_bytes: Option<u64>,
     /// Head age that triggers a cut, e.g. `15m`.
     pub head_max_age: Option<String>,
-    /// zstd level of blocks cut from the head (default 3).
+    /// zstd level of log blocks cut from the head (default 1).
     pub zstd_level: Option<i32>,
-    /// zstd level of merged blocks (default 6).
+    /// zstd level of merged log blocks (default 6).
     pub compaction_zstd_level: Option<i32>,
+    /// Blocks holding fewer bytes of lines than this are merged (default
+    /// 256 MiB; 0 merges none).
+    pub compaction_max_block_bytes: Option<u64>,
     /// Longest line accepted (`max_line_size`).
     pub max_line_bytes: Option<usize>,
     /// Labels per stream (`max_label_names_per_series`).
@@ -641,6 +644,7 @@ fn resolve_logs(l: &LogsSection, data_dir: &std::path::Path, retention: Duration
     db.head_max_age = dur("head_max_age", l.head_max_age.as_deref(), db.head_max_age)?;
     db.zstd_level = l.zstd_level.unwrap_or(db.zstd_level);
     db.compaction_zstd_level = l.compaction_zstd_level.unwrap_or(db.compaction_zstd_level);
+    db.compaction_max_block_bytes = l.compaction_max_block_bytes.unwrap_or(db.compaction_max_block_bytes);
     for (name, level) in [
         ("zstd_level", db.zstd_level),
         ("compaction_zstd_level", db.compaction_zstd_level),
@@ -868,6 +872,8 @@ mod tests {
         assert!(cfg.rules.files[0].ends_with("rules/*.yml"), "{:?}", cfg.rules.files);
         assert!(std::path::Path::new(&cfg.rules.files[0]).is_absolute());
         assert_eq!(cfg.rules.resend_delay, 60_000);
+        assert_eq!((cfg.logs.db.head_max_bytes, cfg.logs.db.zstd_level), (64 << 20, 1));
+        assert_eq!(cfg.logs.db.compaction_max_block_bytes, 256 << 20);
     }
 
     #[test]
