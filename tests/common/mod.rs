@@ -9,7 +9,7 @@ pub mod sites;
 #[allow(unused_imports)]
 pub use receiver::Receiver;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -18,12 +18,46 @@ use prost::Message;
 use serde_json::Value;
 use sightline_ingest::remote_write::proto;
 
-/// A free loopback port (bound and released; good enough for tests).
+/// A free loopback port for a server a test starts, free for TCP and UDP
+/// when checked. Picked at random below the kernel's ephemeral range
+/// (`ip_local_port_range`): a port from `bind(0)` comes from that range,
+/// where the client connections of tests running in parallel take their
+/// local ports, and one did take such a port in CI between this check and
+/// the server's bind ("Address already in use").
 pub fn free_port() -> u16 {
+    const FIRST: u32 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_start > FIRST + 1000 {
+        for _ in 0..1000 {
+            let port = u16::try_from(FIRST + (random_u64() % u64::from(ephemeral_start - FIRST)) as u32)
+                .expect("below the ephemeral range");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// 64 random bits (std's per-process random hash keys and a counter).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// A running `sightline serve`.
