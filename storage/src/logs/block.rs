@@ -44,7 +44,7 @@ use super::granule_terms::GranuleTerms;
 use super::index::{self, GRANULE_ROWS, IndexFields, LONG_TOKEN_MARKER};
 use super::model::{LogEntry, LogStream, StreamKey};
 use super::rare_terms::{self, RARE_TERMS_FILE, RareTerms};
-use super::select::LogSelect;
+use super::select::{LogSelect, StreamPostings};
 
 /// Version of the log block layout written in `meta.json`: 2 since the
 /// rare terms file (version 1 blocks, without it, are still read).
@@ -443,6 +443,8 @@ pub struct LogBlock {
     meta: LogBlockMeta,
     dir: PathBuf,
     streams: Vec<BlockStream>,
+    /// `streams` by tenant and label value.
+    postings: StreamPostings,
     disk_bytes: u64,
     index: OnceLock<std::result::Result<BlockIndex, String>>,
     term_list: OnceLock<std::result::Result<index::TermList, String>>,
@@ -477,11 +479,12 @@ impl LogBlock {
                 min_t: r.min_t,
                 max_t: r.max_t,
             })
-            .collect();
+            .collect::<Vec<_>>();
         Ok(LogBlock {
             disk_bytes: dir_size(dir),
             meta,
             dir: dir.to_path_buf(),
+            postings: StreamPostings::new(streams.iter().map(|s| s.key.as_ref())),
             streams,
             index: OnceLock::new(),
             term_list: OnceLock::new(),
@@ -506,16 +509,24 @@ impl LogBlock {
         self.deleted.store(true, Ordering::SeqCst);
     }
 
+    /// The streams `q` selects whose time range overlaps its range, in
+    /// row order.
+    fn selected_streams<'s>(&'s self, q: &'s LogSelect) -> impl Iterator<Item = &'s BlockStream> + 's {
+        let picked = self.postings.select(q);
+        self.streams
+            .iter()
+            .zip(picked)
+            .filter(move |(s, picked)| *picked && q.overlaps(s.min_t, s.max_t))
+            .map(|(s, _)| s)
+    }
+
     /// Keys of the streams `q` selects whose time range overlaps it.
     pub fn stream_keys(&self, q: &LogSelect, out: &mut Vec<Arc<StreamKey>>) {
         if !q.overlaps(self.meta.min_t, self.meta.max_t) {
             return;
         }
-        let mut matcher = q.stream_matcher();
-        for s in &self.streams {
-            if q.overlaps(s.min_t, s.max_t) && matcher.matches(&s.key) {
-                out.push(s.key.clone());
-            }
+        for s in self.selected_streams(q) {
+            out.push(s.key.clone());
         }
     }
 
@@ -525,11 +536,8 @@ impl LogBlock {
         if !q.overlaps(self.meta.min_t, self.meta.max_t) {
             return Ok(());
         }
-        let mut matcher = q.stream_matcher();
         let mut ranges: Vec<(u32, u32)> = self
-            .streams
-            .iter()
-            .filter(|s| q.overlaps(s.min_t, s.max_t) && matcher.matches(&s.key))
+            .selected_streams(q)
             .map(|s| (s.first_row, s.first_row + s.rows))
             .collect();
         if ranges.is_empty() {
