@@ -38,13 +38,14 @@ use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
 
 use crate::error::{Result, StorageError};
 use crate::labels::Labels;
+use crate::postings::Postings;
 use crate::wal::sync_dir;
 
 use super::granule_terms::GranuleTerms;
 use super::index::{self, GRANULE_ROWS, IndexFields, LONG_TOKEN_MARKER};
 use super::model::{LogEntry, LogStream, StreamKey};
 use super::rare_terms::{self, RARE_TERMS_FILE, RareTerms};
-use super::select::{LogSelect, StreamPostings};
+use super::select::LogSelect;
 
 /// Version of the log block layout written in `meta.json`: 2 since the
 /// rare terms file (version 1 blocks, without it, are still read).
@@ -443,8 +444,8 @@ pub struct LogBlock {
     meta: LogBlockMeta,
     dir: PathBuf,
     streams: Vec<BlockStream>,
-    /// `streams` by tenant and label value.
-    postings: StreamPostings,
+    /// `streams` by label value (ids are positions in `streams`).
+    postings: Postings<u32>,
     disk_bytes: u64,
     index: OnceLock<std::result::Result<BlockIndex, String>>,
     term_list: OnceLock<std::result::Result<index::TermList, String>>,
@@ -484,7 +485,13 @@ impl LogBlock {
             disk_bytes: dir_size(dir),
             meta,
             dir: dir.to_path_buf(),
-            postings: StreamPostings::new(streams.iter().map(|s| s.key.as_ref())),
+            postings: {
+                let mut p = Postings::new();
+                for (no, s) in streams.iter().enumerate() {
+                    p.push(no as u32, &s.key.labels);
+                }
+                p
+            },
             streams,
             index: OnceLock::new(),
             term_list: OnceLock::new(),
@@ -512,12 +519,10 @@ impl LogBlock {
     /// The streams `q` selects whose time range overlaps its range, in
     /// row order.
     fn selected_streams<'s>(&'s self, q: &'s LogSelect) -> impl Iterator<Item = &'s BlockStream> + 's {
-        let picked = self.postings.select(q);
-        self.streams
-            .iter()
-            .zip(picked)
-            .filter(move |(s, picked)| *picked && q.overlaps(s.min_t, s.max_t))
-            .map(|(s, _)| s)
+        q.select_by_postings(&self.postings, |no| self.streams[no as usize].key.tenant.as_str())
+            .into_iter()
+            .map(|no| &self.streams[no as usize])
+            .filter(move |s| q.overlaps(s.min_t, s.max_t))
     }
 
     /// Keys of the streams `q` selects whose time range overlaps it.

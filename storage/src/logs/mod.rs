@@ -36,7 +36,7 @@ use crate::wal::{self, Wal, WalAck, WalOptions};
 pub use block::{BlockDirs, LogBlock, LogBlockMeta};
 pub use head::LogHead;
 pub use model::{DEFAULT_TENANT, LogEntry, LogPush, LogStream, RawLabels, StreamKey};
-pub use select::{LogReader, LogSelect, StreamPostings};
+pub use select::{LogReader, LogSelect};
 pub use stats::LogStats;
 
 /// Limits on what a push may carry (Loki's names in parentheses).
