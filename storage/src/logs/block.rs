@@ -41,7 +41,7 @@ use crate::labels::Labels;
 use crate::postings::Postings;
 use crate::wal::sync_dir;
 
-use super::granule_terms::GranuleTerms;
+use super::granule_terms::{CutTerms, GranuleTerms};
 use super::index::{self, GRANULE_ROWS, IndexFields, LONG_TOKEN_MARKER};
 use super::model::{LogEntry, LogStream, StreamKey};
 use super::rare_terms::{self, RARE_TERMS_FILE, RareTerms};
@@ -197,7 +197,7 @@ pub fn write_block<'a>(
     // one writes the Parquet file (as tantivy's indexing thread did when it
     // took whole lines).
     let (line_tx, line_rx) = crossbeam_channel::bounded::<Vec<(u32, &'a str)>>(4);
-    let terms = std::thread::scope(|scope| -> Result<GranuleTerms> {
+    let terms = std::thread::scope(|scope| -> Result<CutTerms> {
         let line_tx = line_tx;
         let mut granule = GranuleDoc::new(&fields, 0);
         let tokenizer = scope.spawn(move || {
@@ -207,7 +207,7 @@ pub fn write_block<'a>(
                     terms.add_line(granule, line);
                 }
             }
-            terms
+            terms.finish()
         });
         let mut lines: Vec<(u32, &'a str)> = Vec::with_capacity(TOKENIZER_BATCH);
         for (key, entries) in streams {

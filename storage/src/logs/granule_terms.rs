@@ -4,25 +4,28 @@
 //! known only once every line is read; until then each granule keeps its
 //! distinct terms as numbers.
 
-use hashbrown::HashTable;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::index::for_each_line_term;
 
 /// Distinct terms of each granule of a block, and of the block.
 ///
-/// About 30 bytes per distinct term (its bytes in one arena, its record,
-/// a table slot) and 4 per distinct term of a granule: ~110 MB for a
-/// merged block of 430 MB of lines.
+/// About 60 bytes per distinct term (a table slot at most 5/8 full, its
+/// bytes in one arena, where they start) and 4 per distinct term of a
+/// granule: ~200 MB for a merged block of 430 MB of lines.
 #[derive(Default)]
 pub struct GranuleTerms {
     /// Scratch space for lower-casing a term.
     lower: String,
-    /// Term ids (indexes into `terms`) by the hash of their bytes.
-    table: HashTable<u32>,
+    /// Every distinct term, open addressing by hash (a power of two
+    /// long, or empty before the first term).
+    table: Vec<TermSlot>,
+    /// Slots of `table` in use.
+    used: usize,
     /// Every term, one after the other.
     arena: String,
-    terms: Vec<TermRecord>,
+    /// Where each term (by id) starts in `arena` and how long it is.
+    texts: Vec<(usize, u32)>,
     /// The term ids of every granule, granule after granule.
     granule_terms: Vec<u32>,
     /// Per granule added: its number and where its ids end.
@@ -40,44 +43,61 @@ const RECENT_BYTES: usize = 15;
 /// A short term met lately, in the slot its hash picks. Most of a
 /// granule's term occurrences repeat a term the granule already holds
 /// (field names, words of one message kind); a slot answers those with
-/// the term's id and the last granule that met it, without touching the
-/// table, the term's record or its bytes in the arena (three cache misses
-/// in a block of millions of terms).
+/// where the term is in the table and the last granule that met it,
+/// without touching the table (a cache miss in a block of millions of
+/// terms).
 #[derive(Clone, Copy, Default)]
 struct RecentTerm {
     hash: u64,
-    id: u32,
-    /// The last granule whose term ids hold `id`.
+    /// The term's slot in [`GranuleTerms::table`] (recent terms are
+    /// forgotten when the table grows).
+    slot: u32,
+    /// The last granule whose term ids hold the term.
     granule: u32,
     /// The term's length; 0 for an empty slot (terms are never empty).
     len: u8,
     bytes: [u8; RECENT_BYTES],
 }
 
-/// One distinct term: where it is and which granules hold it, together,
-/// so that meeting a term touches one record (the table, the record and
-/// the term's bytes are the cache misses of cutting a block into terms).
-#[derive(Clone, Copy)]
-struct TermRecord {
-    /// Where the term starts in the arena.
-    start: usize,
-    len: u32,
+/// Longest term a [`TermSlot`] holds itself: a shorter one is found and
+/// told apart from others of the same hash in that one cache line, a
+/// longer one is compared with its bytes in the arena.
+const INLINE_BYTES: usize = 14;
+
+/// One distinct term of the table: 32 bytes, aligned, so one cache line
+/// holds all that finding a short term needs (the table, the term's
+/// record and its bytes were three cache misses apart).
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct TermSlot {
+    hash: u64,
+    id: u32,
     /// The last granule that held the term (its only one until
     /// [`IN_MANY`] is set).
     last_granule: u32,
+    /// The term's length; 0 for an empty slot (terms are never empty).
+    len: u16,
+    /// The term when it is at most [`INLINE_BYTES`] long.
+    inline: [u8; INLINE_BYTES],
 }
 
-/// Set in [`TermRecord::last_granule`] once a second granule holds the
+/// Set in [`TermSlot::last_granule`] once a second granule holds the
 /// term. Granules are rows / 128 of at most 2³² rows, so below it.
 const IN_MANY: u32 = 1 << 31;
 
-impl TermRecord {
-    fn text<'a>(&self, arena: &'a str) -> &'a str {
-        &arena[self.start..self.start + self.len as usize]
-    }
+/// Slots the table starts with (64 KiB worth of terms: a small block's).
+const FIRST_TABLE_SLOTS: usize = 2048;
 
-    fn in_many(&self) -> bool {
-        self.last_granule & IN_MANY != 0
+impl TermSlot {
+    fn holds(&self, hash: u64, text: &[u8], arena: &str, texts: &[(usize, u32)]) -> bool {
+        if self.hash != hash || usize::from(self.len) != text.len() {
+            return false;
+        }
+        if text.len() <= INLINE_BYTES {
+            return self.inline[..text.len()] == *text;
+        }
+        let (start, len) = texts[self.id as usize];
+        arena.as_bytes()[start..start + len as usize] == *text
     }
 }
 
@@ -103,27 +123,29 @@ impl GranuleTerms {
         if self.recent.is_empty() {
             self.recent = vec![RecentTerm::default(); RECENT_SLOTS];
         }
-        let slot = &mut self.recent[hash as usize % RECENT_SLOTS];
-        if slot.hash == hash && usize::from(slot.len) == text.len() && slot.bytes[..text.len()] == *text.as_bytes() {
-            if slot.granule == granule {
+        let recent = &mut self.recent[hash as usize % RECENT_SLOTS];
+        if recent.hash == hash
+            && usize::from(recent.len) == text.len()
+            && recent.bytes[..text.len()] == *text.as_bytes()
+        {
+            if recent.granule == granule {
                 return;
             }
-            slot.granule = granule;
-            let id = slot.id;
-            let record = &mut self.terms[id as usize];
-            if record.last_granule & !IN_MANY != granule {
-                record.last_granule = granule | IN_MANY;
-                self.granule_terms.push(id);
+            recent.granule = granule;
+            let slot = &mut self.table[recent.slot as usize];
+            if slot.last_granule & !IN_MANY != granule {
+                slot.last_granule = granule | IN_MANY;
+                self.granule_terms.push(slot.id);
             }
             return;
         }
-        let id = self.add_term_by_table(granule, text, hash);
+        let slot = self.add_term_by_table(granule, text, hash);
         if text.len() <= RECENT_BYTES {
             let mut bytes = [0; RECENT_BYTES];
             bytes[..text.len()].copy_from_slice(text.as_bytes());
             self.recent[hash as usize % RECENT_SLOTS] = RecentTerm {
                 hash,
-                id,
+                slot,
                 granule,
                 len: text.len() as u8,
                 bytes,
@@ -132,35 +154,97 @@ impl GranuleTerms {
     }
 
     /// [`GranuleTerms::add_term`] through the table of every term: the
-    /// term's id, added to `granule`'s ids unless they hold it.
+    /// term's slot, its id added to `granule`'s ids unless they hold it.
     fn add_term_by_table(&mut self, granule: u32, text: &str, hash: u64) -> u32 {
-        let (arena, terms) = (&self.arena, &self.terms);
-        let id = match self.table.find(hash, |&id| terms[id as usize].text(arena) == text) {
-            Some(&id) => {
-                let record = &mut self.terms[id as usize];
-                if record.last_granule & !IN_MANY == granule {
-                    return id;
+        // At most 5/8 full, so that probes stay short.
+        if (self.used + 1) * 8 > self.table.len() * 5 {
+            self.grow();
+        }
+        let mask = self.table.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = &mut self.table[i];
+            if slot.len == 0 {
+                break;
+            }
+            if slot.holds(hash, text.as_bytes(), &self.arena, &self.texts) {
+                if slot.last_granule & !IN_MANY != granule {
+                    slot.last_granule = granule | IN_MANY;
+                    self.granule_terms.push(slot.id);
                 }
-                record.last_granule = granule | IN_MANY;
-                id
+                return i as u32;
             }
-            None => {
-                let id = self.terms.len() as u32;
-                self.terms.push(TermRecord {
-                    start: self.arena.len(),
-                    // Terms are shorter than MAX_TOKEN_BYTES (x3 lower-cased).
-                    len: text.len() as u32,
-                    last_granule: granule,
-                });
-                self.arena.push_str(text);
-                let (arena, terms) = (&self.arena, &self.terms);
-                self.table
-                    .insert_unique(hash, id, |&id| xxh3_64(terms[id as usize].text(arena).as_bytes()));
-                id
-            }
+            i = (i + 1) & mask;
+        }
+        let id = self.texts.len() as u32;
+        // Terms are shorter than MAX_TOKEN_BYTES (x3 lower-cased).
+        let len = text.len() as u16;
+        let mut inline = [0; INLINE_BYTES];
+        if text.len() <= INLINE_BYTES {
+            inline[..text.len()].copy_from_slice(text.as_bytes());
+        }
+        self.table[i] = TermSlot {
+            hash,
+            id,
+            last_granule: granule,
+            len,
+            inline,
         };
+        self.used += 1;
+        self.texts.push((self.arena.len(), u32::from(len)));
+        self.arena.push_str(text);
         self.granule_terms.push(id);
-        id
+        i as u32
+    }
+
+    /// Doubles the table (placing each term by its kept hash) and forgets
+    /// the recent terms, whose slots moved.
+    fn grow(&mut self) {
+        let slots = (self.table.len() * 2).max(FIRST_TABLE_SLOTS);
+        let old = std::mem::replace(&mut self.table, vec![TermSlot::default(); slots]);
+        let mask = slots - 1;
+        for slot in old.into_iter().filter(|s| s.len != 0) {
+            let mut i = slot.hash as usize & mask;
+            while self.table[i].len != 0 {
+                i = (i + 1) & mask;
+            }
+            self.table[i] = slot;
+        }
+        self.recent.iter_mut().for_each(|r| r.len = 0);
+    }
+
+    /// The terms cut, each marked with whether other granules hold it too:
+    /// what [`CutTerms::shared_terms`] and [`CutTerms::rare_terms`] read.
+    pub fn finish(self) -> CutTerms {
+        let mut last_granule = vec![0; self.texts.len()];
+        for slot in self.table.iter().filter(|s| s.len != 0) {
+            last_granule[slot.id as usize] = slot.last_granule;
+        }
+        CutTerms {
+            arena: self.arena,
+            texts: self.texts,
+            last_granule,
+            granule_terms: self.granule_terms,
+            granules: self.granules,
+        }
+    }
+}
+
+/// The terms of every granule of a block once all its lines are cut.
+pub struct CutTerms {
+    arena: String,
+    texts: Vec<(usize, u32)>,
+    /// By term id: the last granule holding it, [`IN_MANY`] set when
+    /// others do too.
+    last_granule: Vec<u32>,
+    granule_terms: Vec<u32>,
+    granules: Vec<(u32, usize)>,
+}
+
+impl CutTerms {
+    fn text(&self, id: u32) -> &str {
+        let (start, len) = self.texts[id as usize];
+        &self.arena[start..start + len as usize]
     }
 
     /// How many granules lines were added to.
@@ -177,8 +261,8 @@ impl GranuleTerms {
             let ids = &self.granule_terms[start..end];
             start = end;
             let mut text = String::with_capacity(ids.len() * 8);
-            for record in ids.iter().map(|&id| &self.terms[id as usize]).filter(|r| r.in_many()) {
-                text.push_str(record.text(&self.arena));
+            for &id in ids.iter().filter(|&&id| self.last_granule[id as usize] & IN_MANY != 0) {
+                text.push_str(self.text(id));
                 text.push(' ');
             }
             (number, text)
@@ -187,10 +271,11 @@ impl GranuleTerms {
 
     /// Every term only one granule holds, with that granule.
     pub fn rare_terms(&self) -> Vec<(&[u8], u32)> {
-        self.terms
+        self.last_granule
             .iter()
-            .filter(|r| !r.in_many())
-            .map(|r| (r.text(&self.arena).as_bytes(), r.last_granule))
+            .enumerate()
+            .filter(|(_, g)| **g & IN_MANY == 0)
+            .map(|(id, &g)| (self.text(id as u32).as_bytes(), g))
             .collect()
     }
 }
@@ -242,6 +327,7 @@ mod tests {
             }
         }
         let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        let terms = terms.finish();
         for (granule, text) in terms.shared_terms() {
             let mut seen = BTreeSet::new();
             for t in text.split_whitespace() {
@@ -260,6 +346,67 @@ mod tests {
         assert!(want.values().any(|g| g.len() == 1) && want.values().any(|g| g.len() > 1));
     }
 
+    /// Terms of one hash (short ones told apart in their slots, long ones
+    /// by their bytes in the arena), across the table's growth: each keeps
+    /// its own granules.
+    #[test]
+    fn terms_of_one_hash_stay_apart() {
+        let mut terms = GranuleTerms::default();
+        let words: Vec<String> = (0..3000)
+            .map(|i| match i % 3 {
+                0 => format!("w{i}"),
+                1 => format!("{i:0>width$}", width = INLINE_BYTES),
+                _ => format!("long-term-number-{i}"),
+            })
+            .collect();
+        let mut want: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        for (i, w) in words.iter().enumerate() {
+            // Every word in granule i / 100; every tenth also in granule 40.
+            let granules = if i % 10 == 0 {
+                vec![(i / 100) as u32, 40]
+            } else {
+                vec![(i / 100) as u32]
+            };
+            for g in granules {
+                // Granules in ascending order as `add_line` gives them.
+                want.entry(w.clone()).or_default().insert(g);
+            }
+        }
+        let mut by_granule: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+        for (w, gs) in &want {
+            for g in gs {
+                by_granule.entry(*g).or_default().push(w);
+            }
+        }
+        for (g, ws) in &by_granule {
+            terms.granules.push((*g, terms.granule_terms.len()));
+            for w in ws {
+                // One hash per length: every word of a length collides.
+                let hash = w.len() as u64;
+                terms.add_term_by_table(*g, w, hash);
+                terms.add_term_by_table(*g, w, hash);
+            }
+            if let Some(last) = terms.granules.last_mut() {
+                last.1 = terms.granule_terms.len();
+            }
+        }
+        let terms = terms.finish();
+        let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        for (granule, text) in terms.shared_terms() {
+            for t in text.split_whitespace() {
+                assert!(got.entry(t.to_string()).or_default().insert(granule), "{t} twice");
+            }
+        }
+        for (t, g) in terms.rare_terms() {
+            let t = String::from_utf8_lossy(t).into_owned();
+            assert!(
+                got.insert(t.clone(), BTreeSet::from([g])).is_none(),
+                "{t} both rare and shared"
+            );
+        }
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn terms_of_one_granule_are_rare_and_the_rest_are_indexed_once_per_granule() {
         let mut terms = GranuleTerms::default();
@@ -267,6 +414,7 @@ mod tests {
         terms.add_line(0, "GET /b user=alice");
         terms.add_line(2, "POST /a id=99c0");
         terms.add_line(3, "get ÉTÉ");
+        let terms = terms.finish();
         let shared: Vec<(u32, Vec<String>)> = terms
             .shared_terms()
             .map(|(g, text)| (g, text.split_whitespace().map(str::to_string).collect()))
