@@ -24,6 +24,7 @@ pub mod stats;
 pub mod syslog;
 #[cfg(test)]
 mod testutil;
+mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

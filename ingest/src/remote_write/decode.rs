@@ -5,147 +5,8 @@
 
 use sightline_storage::{MetricMetadata, Sample, WriteBatch, series_key};
 
-/// Why a body is not a valid `prometheus.WriteRequest`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The body ends inside a field.
-    #[error("truncated message at byte {0}")]
-    Truncated(usize),
-    /// A varint longer than 10 bytes.
-    #[error("invalid varint at byte {0}")]
-    BadVarint(usize),
-    /// A wire type protobuf does not define (or groups).
-    #[error("unsupported wire type {0} at byte {1}")]
-    BadWireType(u8, usize),
-    /// A label name or value that is not UTF-8.
-    #[error("label {0} is not valid UTF-8")]
-    NotUtf8(&'static str),
-    /// A field number of 0.
-    #[error("invalid field number 0 at byte {0}")]
-    ZeroField(usize),
-}
-
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    base: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(buf: &'a [u8], base: usize) -> Self {
-        Cursor { buf, pos: 0, base }
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-
-    fn at(&self) -> usize {
-        self.base + self.pos
-    }
-
-    /// A varint; one byte (every tag and short length) without a loop.
-    #[inline]
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        if let Some(&b) = self.buf.get(self.pos)
-            && b < 0x80
-        {
-            self.pos += 1;
-            return Ok(u64::from(b));
-        }
-        self.varint_long()
-    }
-
-    fn varint_long(&mut self) -> Result<u64, DecodeError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated(self.at()))?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(DecodeError::BadVarint(self.at()))
-    }
-
-    fn key(&mut self) -> Result<(u64, u8), DecodeError> {
-        let at = self.at();
-        let k = self.varint()?;
-        let field = k >> 3;
-        if field == 0 {
-            return Err(DecodeError::ZeroField(at));
-        }
-        Ok((field, (k & 7) as u8))
-    }
-
-    fn bytes(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
-        let len = usize::try_from(self.varint()?).map_err(|_| DecodeError::Truncated(self.at()))?;
-        let start = self.pos;
-        let end = start.checked_add(len).ok_or(DecodeError::Truncated(self.at()))?;
-        let b = self.buf.get(start..end).ok_or(DecodeError::Truncated(self.at()))?;
-        self.pos = end;
-        Ok((b, self.base + start))
-    }
-
-    /// The bytes of the next field, which must be field `field` of wire
-    /// type 2 (the caller knows the run holds only such fields).
-    fn bytes_of_field(&mut self, field: u64) -> Result<(&'a [u8], usize), DecodeError> {
-        match self.key()? {
-            (f, 2) if f == field => self.bytes(),
-            (_, w) => Err(DecodeError::BadWireType(w, self.at())),
-        }
-    }
-
-    fn fixed64(&mut self) -> Result<u64, DecodeError> {
-        let b = self
-            .buf
-            .get(self.pos..self.pos + 8)
-            .ok_or(DecodeError::Truncated(self.at()))?;
-        self.pos += 8;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-
-    fn skip(&mut self, field: u64, wire: u8) -> Result<(), DecodeError> {
-        self.skip_nested(wire, field, 0)
-    }
-
-    /// Skips one unknown field; `field` and `depth` track legacy groups
-    /// (wire type 3 … 4), which protobuf parsers skip like any unknown field.
-    fn skip_nested(&mut self, wire: u8, field: u64, depth: u32) -> Result<(), DecodeError> {
-        match wire {
-            3 => {
-                if depth >= 64 {
-                    return Err(DecodeError::BadWireType(3, self.at()));
-                }
-                loop {
-                    let (f, w) = self.key()?;
-                    if w == 4 {
-                        return if f == field {
-                            Ok(())
-                        } else {
-                            Err(DecodeError::BadWireType(4, self.at()))
-                        };
-                    }
-                    self.skip_nested(w, f, depth + 1)?;
-                }
-            }
-            0 => self.varint().map(|_| ()),
-            1 => self.fixed64().map(|_| ()),
-            2 => self.bytes().map(|_| ()),
-            5 => {
-                if self.pos + 4 > self.buf.len() {
-                    return Err(DecodeError::Truncated(self.at()));
-                }
-                self.pos += 4;
-                Ok(())
-            }
-            w => Err(DecodeError::BadWireType(w, self.at())),
-        }
-    }
-}
+use crate::wire::Cursor;
+pub use crate::wire::DecodeError;
 
 /// What the decoder saw besides float samples.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -177,7 +38,7 @@ fn decode_metadata(buf: &[u8], base: usize) -> Result<(String, MetricMetadata), 
     let mut c = Cursor::new(buf, base);
     let (mut t, mut name, mut help, mut unit) = (0i32, "", "", "");
     fn text(b: &[u8]) -> Result<&str, DecodeError> {
-        std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8("metadata"))
+        std::str::from_utf8(b).map_err(|_| DecodeError::NotUtf8("metric metadata"))
     }
     while !c.done() {
         match c.key()? {
@@ -240,16 +101,16 @@ fn decode_series<'a>(
     let mut labels_wire: Option<(usize, usize)> = None;
     let mut contiguous = true;
     while !c.done() {
-        let field_start = c.pos;
+        let field_start = c.pos();
         let (field, wire) = c.key()?;
         match (field, wire) {
             (1, 2) => {
                 c.bytes()?;
                 labels_wire = match labels_wire {
-                    None => Some((field_start, c.pos)),
+                    None => Some((field_start, c.pos())),
                     Some((start, end)) => {
                         contiguous &= end == field_start;
-                        Some((start, c.pos))
+                        Some((start, c.pos()))
                     }
                 };
             }
@@ -338,7 +199,7 @@ fn decode_label<'a>(
         }
         std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8(what))
     };
-    Ok((as_str(name, "name")?, as_str(value, "value")?))
+    Ok((as_str(name, "label name")?, as_str(value, "label value")?))
 }
 
 fn decode_sample(buf: &[u8], base: usize) -> Result<Sample, DecodeError> {
