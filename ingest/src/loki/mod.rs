@@ -6,6 +6,7 @@
 
 pub mod labels;
 pub mod proto;
+mod wire;
 
 use std::collections::BTreeMap;
 
@@ -14,13 +15,12 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prost::Message;
 use serde::Deserialize;
 use sightline_storage::logs::{LogEntry, LogPush};
 
 use crate::IngestError;
 use crate::logstore::{LogIngest, partial_error, tenant_from_headers};
-use crate::remote_write::{body_error, decompress};
+use crate::remote_write::{body_error, decompress, with_decompressed};
 
 /// Handles one push request.
 pub async fn push(State(state): State<LogIngest>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
@@ -73,7 +73,7 @@ pub fn decode(headers: &HeaderMap, body: &[u8], max_decoded: usize) -> Result<De
         }
     };
     match ct.as_str() {
-        "application/x-protobuf" | "application/protobuf" => decode_protobuf(&decompress(&body, max_decoded)?),
+        "application/x-protobuf" | "application/protobuf" => with_decompressed(&body, max_decoded, decode_protobuf),
         "application/json" | "" => decode_json(&body),
         other => Err(IngestError::UnsupportedMediaType(format!(
             "unsupported Content-Type {other:?} for a Loki push: use application/x-protobuf (snappy) or application/json"
@@ -97,33 +97,17 @@ pub(crate) fn header_value(headers: &HeaderMap, name: header::HeaderName) -> Str
 
 /// Decodes a `logproto.PushRequest`.
 pub fn decode_protobuf(raw: &[u8]) -> Result<DecodedStreams, IngestError> {
-    let req = proto::PushRequest::decode(raw)
-        .map_err(|e| IngestError::BadRequest(format!("corrupt protobuf push request: {e}")))?;
-    let mut out = Vec::with_capacity(req.streams.len());
-    for s in req.streams {
-        let labels = labels::parse_label_string(&s.labels).map_err(IngestError::BadRequest)?;
-        let entries = s
-            .entries
-            .into_iter()
-            .map(|e| {
-                let ts = e
-                    .timestamp
-                    .map(|t| {
-                        t.seconds
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(i64::from(t.nanos))
-                    })
-                    .unwrap_or(0);
-                LogEntry {
-                    ts,
-                    line: e.line,
-                    metadata: e.structured_metadata.into_iter().map(|p| (p.name, p.value)).collect(),
-                }
-            })
-            .collect();
-        out.push((labels, entries));
-    }
-    Ok(out)
+    let streams =
+        wire::decode_push(raw).map_err(|e| IngestError::BadRequest(format!("corrupt protobuf push request: {e}")))?;
+    streams
+        .into_iter()
+        .map(|(labels, entries)| {
+            Ok((
+                labels::parse_label_string(labels).map_err(IngestError::BadRequest)?,
+                entries,
+            ))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -182,6 +166,8 @@ pub fn decode_json(raw: &[u8]) -> Result<DecodedStreams, IngestError> {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
 
     #[test]

@@ -348,3 +348,28 @@ async fn metadata_from_v1_and_v2_is_kept_for_the_metadata_api() {
     assert_eq!(md["temp_celsius"][0].metric_type, "gauge");
     assert_eq!(md["temp_celsius"][0].unit, "celsius");
 }
+
+/// The kept buffer gives what a fresh one does, request after request
+/// (longer, then shorter, then nested), and refuses what `decompress` does.
+#[test]
+fn kept_buffer_decompresses_as_a_fresh_one() {
+    use super::{decompress, with_decompressed};
+    let bodies: Vec<Vec<u8>> = [5000usize, 10, 300]
+        .iter()
+        .map(|&n| (0..n).map(|i| (i * 7 % 251) as u8).collect())
+        .collect();
+    for raw in &bodies {
+        let body = snap::raw::Encoder::new().compress_vec(raw).expect("compress");
+        let got = with_decompressed(&body, 1 << 20, |b| {
+            let inner = with_decompressed(&body, 1 << 20, |b| Ok(b.to_vec()))?;
+            assert_eq!(inner, b, "a nested call has its own buffer");
+            Ok(b.to_vec())
+        })
+        .expect("decompresses");
+        assert_eq!(&got, raw);
+        assert_eq!(decompress(&body, 1 << 20).expect("decompresses"), *raw);
+        let too_big = with_decompressed(&body, raw.len() - 1, |_| Ok(())).unwrap_err();
+        assert!(too_big.to_string().contains("more than the limit"), "{too_big}");
+    }
+    assert!(with_decompressed(b"\x05\x00", 100, |_| Ok(())).is_err());
+}
