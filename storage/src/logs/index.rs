@@ -102,44 +102,51 @@ pub fn line_tokenizer() -> impl Tokenizer {
 /// into terms was a third of the ingest's CPU.) `lower` is scratch space.
 pub fn for_each_line_term(line: &str, lower: &mut String, mut f: impl FnMut(&str)) {
     let bytes = line.as_bytes();
-    // The character at `i` (a char boundary) and whether it is a term's.
-    let class = |i: usize| -> (bool, usize, bool) {
+    // The character at `i` (a char boundary): its class and length.
+    let class = |i: usize| -> (u8, usize) {
         let b = bytes[i];
-        if b < 0x80 {
-            (b.is_ascii_alphanumeric(), 1, true)
-        } else {
-            match line[i..].chars().next() {
-                Some(c) => (c.is_alphanumeric(), c.len_utf8(), false),
-                None => (false, 1, false),
-            }
+        match BYTE_CLASS[usize::from(b)] {
+            NOT_ASCII => match line[i..].chars().next() {
+                Some(c) if c.is_alphanumeric() => (NOT_ASCII, c.len_utf8()),
+                Some(c) => (SEPARATOR, c.len_utf8()),
+                None => (SEPARATOR, 1),
+            },
+            ascii => (ascii, 1),
         }
     };
     let mut i = 0;
     while i < bytes.len() {
-        let (in_term, len, _) = class(i);
-        if !in_term {
+        let (first, len) = class(i);
+        if first == SEPARATOR {
             i += len;
             continue;
         }
         let start = i;
-        let mut ascii = true;
+        // The classes met, or-ed: whether the term needs lower-casing.
+        let mut seen = first;
+        i += len;
         while i < bytes.len() {
-            let (in_term, len, is_ascii) = class(i);
-            if !in_term {
+            let c = BYTE_CLASS[usize::from(bytes[i])];
+            if c == LOWER_OR_DIGIT {
+                i += 1;
+                continue;
+            }
+            let (c, len) = class(i);
+            if c == SEPARATOR {
                 break;
             }
-            ascii &= is_ascii;
+            seen |= c;
             i += len;
         }
         let term = &line[start..i];
         if term.len() >= MAX_TOKEN_BYTES {
             continue;
         }
-        if !ascii {
+        if seen & NOT_ASCII != 0 {
             lower.clear();
             lower.extend(term.chars().flat_map(char::to_lowercase));
             f(lower);
-        } else if term.bytes().any(|b| b.is_ascii_uppercase()) {
+        } else if seen & UPPER != 0 {
             lower.clear();
             lower.push_str(term);
             lower.make_ascii_lowercase();
@@ -149,6 +156,33 @@ pub fn for_each_line_term(line: &str, lower: &mut String, mut f: impl FnMut(&str
         }
     }
 }
+
+/// Byte classes of [`BYTE_CLASS`]: bits, so that a term's can be or-ed.
+const SEPARATOR: u8 = 0;
+const LOWER_OR_DIGIT: u8 = 1;
+const UPPER: u8 = 2;
+/// A byte of a multi-byte character: its character decides.
+const NOT_ASCII: u8 = 4;
+
+/// The class of every byte value.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [SEPARATOR; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c >= 0x80 {
+            NOT_ASCII
+        } else if c.is_ascii_uppercase() {
+            UPPER
+        } else if c.is_ascii_alphanumeric() {
+            LOWER_OR_DIGIT
+        } else {
+            SEPARATOR
+        };
+        b += 1;
+    }
+    t
+};
 
 /// [`line_tokenizer`] as an analyzer (as the index registers it).
 pub fn line_analyzer() -> TextAnalyzer {
