@@ -272,13 +272,17 @@ pub fn write_block<'a>(
             terms.granules()
         )));
     }
-    for ((doc_number, mut doc), (number, text)) in docs.into_iter().zip(terms.shared_terms()) {
-        if doc_number != number {
+    for ((doc_number, mut doc), granule) in docs.into_iter().zip(terms.shared_terms()) {
+        if doc_number != granule.number {
             return Err(StorageError::Internal(format!(
-                "granule {doc_number}'s document met the terms of granule {number}"
+                "granule {doc_number}'s document met the terms of granule {}",
+                granule.number
             )));
         }
-        doc.add_text(fields.line, text);
+        doc.add_text(fields.line, granule.terms);
+        if granule.long_token {
+            doc.add_text(fields.meta, LONG_TOKEN_MARKER);
+        }
         iw.add_document(doc).map_err(|e| index::tantivy_err(&index_dir, e))?;
     }
     rare_terms::write_rare_terms(&stage.join(RARE_TERMS_FILE), terms.rare_terms(), zstd_level)?;
@@ -379,7 +383,6 @@ struct GranuleDoc {
     number: u32,
     doc: TantivyDocument,
     fields: IndexFields,
-    long_token: bool,
     empty: bool,
     /// Structured-metadata pairs already in `doc` (a granule's lines
     /// mostly share a few, and a term is indexed once per document
@@ -393,20 +396,16 @@ impl GranuleDoc {
             number,
             doc: TantivyDocument::default(),
             fields: fields.clone(),
-            long_token: false,
             empty: true,
             metadata: Vec::new(),
         }
     }
 
-    /// Adds the structured metadata of `e` and notes a long token (its
-    /// line terms are collected apart, see [`GranuleTerms`]).
+    /// Adds the structured metadata of `e` (its line terms, and whether
+    /// one is too long to index, are collected apart: see
+    /// [`GranuleTerms`]).
     fn add(&mut self, e: &LogEntry) {
         self.empty = false;
-        if !self.long_token && index::has_long_token(&e.line) {
-            self.long_token = true;
-            self.doc.add_text(self.fields.meta, LONG_TOKEN_MARKER);
-        }
         for pair in &e.metadata {
             if self.metadata.contains(pair) {
                 continue;

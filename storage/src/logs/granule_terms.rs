@@ -28,8 +28,9 @@ pub struct GranuleTerms {
     texts: Vec<(usize, u32)>,
     /// The term ids of every granule, granule after granule.
     granule_terms: Vec<u32>,
-    /// Per granule added: its number and where its ids end.
-    granules: Vec<(u32, usize)>,
+    /// Per granule added: its number, where its ids end, and whether a
+    /// line of it has a term too long to index.
+    granules: Vec<(u32, usize, bool)>,
     /// Short terms met lately, by hash ([`RECENT_SLOTS`] of them).
     recent: Vec<RecentTerm>,
 }
@@ -108,13 +109,14 @@ impl GranuleTerms {
         debug_assert!(granule < IN_MANY);
         match self.granules.last_mut() {
             Some(last) if last.0 == granule => {}
-            _ => self.granules.push((granule, self.granule_terms.len())),
+            _ => self.granules.push((granule, self.granule_terms.len(), false)),
         }
         let mut lower = std::mem::take(&mut self.lower);
-        for_each_line_term(line, &mut lower, |text| self.add_term(granule, text));
+        let long_token = for_each_line_term(line, &mut lower, |text| self.add_term(granule, text));
         self.lower = lower;
         if let Some(last) = self.granules.last_mut() {
             last.1 = self.granule_terms.len();
+            last.2 |= long_token;
         }
     }
 
@@ -238,7 +240,18 @@ pub struct CutTerms {
     /// others do too.
     last_granule: Vec<u32>,
     granule_terms: Vec<u32>,
-    granules: Vec<(u32, usize)>,
+    granules: Vec<(u32, usize, bool)>,
+}
+
+/// One granule's terms for the index.
+pub struct GranuleText {
+    /// The granule's number.
+    pub number: u32,
+    /// Its terms other granules hold too, each followed by a space.
+    pub terms: String,
+    /// Whether a line of it has a term of [`super::index::MAX_TOKEN_BYTES`]
+    /// or more, not indexed.
+    pub long_token: bool,
 }
 
 impl CutTerms {
@@ -255,9 +268,9 @@ impl CutTerms {
     /// The granules added, in order, each with the terms of it that other
     /// granules hold too (for the index), separated by spaces (terms hold
     /// no whitespace: see [`super::index::TERMS_TOKENIZER`]).
-    pub fn shared_terms(&self) -> impl Iterator<Item = (u32, String)> + '_ {
+    pub fn shared_terms(&self) -> impl Iterator<Item = GranuleText> + '_ {
         let mut start = 0;
-        self.granules.iter().map(move |&(number, end)| {
+        self.granules.iter().map(move |&(number, end, long_token)| {
             let ids = &self.granule_terms[start..end];
             start = end;
             let mut text = String::with_capacity(ids.len() * 8);
@@ -265,7 +278,11 @@ impl CutTerms {
                 text.push_str(self.text(id));
                 text.push(' ');
             }
-            (number, text)
+            GranuleText {
+                number,
+                terms: text,
+                long_token,
+            }
         })
     }
 
@@ -328,7 +345,12 @@ mod tests {
         }
         let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
         let terms = terms.finish();
-        for (granule, text) in terms.shared_terms() {
+        for GranuleText {
+            number: granule,
+            terms: text,
+            ..
+        } in terms.shared_terms()
+        {
             let mut seen = BTreeSet::new();
             for t in text.split_whitespace() {
                 assert!(seen.insert(t), "{t} twice in granule {granule}");
@@ -379,7 +401,7 @@ mod tests {
             }
         }
         for (g, ws) in &by_granule {
-            terms.granules.push((*g, terms.granule_terms.len()));
+            terms.granules.push((*g, terms.granule_terms.len(), false));
             for w in ws {
                 // One hash per length: every word of a length collides.
                 let hash = w.len() as u64;
@@ -392,7 +414,12 @@ mod tests {
         }
         let terms = terms.finish();
         let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-        for (granule, text) in terms.shared_terms() {
+        for GranuleText {
+            number: granule,
+            terms: text,
+            ..
+        } in terms.shared_terms()
+        {
             for t in text.split_whitespace() {
                 assert!(got.entry(t.to_string()).or_default().insert(granule), "{t} twice");
             }
@@ -417,7 +444,7 @@ mod tests {
         let terms = terms.finish();
         let shared: Vec<(u32, Vec<String>)> = terms
             .shared_terms()
-            .map(|(g, text)| (g, text.split_whitespace().map(str::to_string).collect()))
+            .map(|g| (g.number, g.terms.split_whitespace().map(str::to_string).collect()))
             .collect();
         assert_eq!(
             shared,
