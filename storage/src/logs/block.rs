@@ -222,13 +222,13 @@ pub fn write_block<'a>(
                     docs.extend(granule.finish());
                     granule = GranuleDoc::new(&fields, row / GRANULE_ROWS);
                 }
-                granule.add(e);
+                let same_metadata = batch.push(stream_no, e);
+                granule.add(e, same_metadata);
                 lines.push((granule.number, e.line.as_str()));
                 if lines.len() >= TOKENIZER_BATCH {
                     // Fails only when the thread is gone: its join says why.
                     let _ = line_tx.send(std::mem::replace(&mut lines, Vec::with_capacity(TOKENIZER_BATCH)));
                 }
-                batch.push(stream_no, e);
                 if batch.len() >= BATCH_ROWS {
                     parquet.write(&batch.finish()?)?;
                 }
@@ -335,28 +335,34 @@ struct BatchBuilder {
     line: StringBuilder,
     metadata: StringBuilder,
     rows: usize,
-    /// The last row's metadata and its JSON: neighbouring rows (one
-    /// stream, by time) mostly carry the same, so it is encoded once.
+    /// The last row's metadata and the JSON of the last metadata that was
+    /// not empty: neighbouring rows (one stream, by time) mostly carry
+    /// the same, so it is encoded once.
     last_metadata: Vec<(String, String)>,
     last_json: String,
 }
 
 impl BatchBuilder {
-    fn push(&mut self, stream: u32, e: &LogEntry) {
+    /// Adds a row; true when its metadata is the previous row's.
+    fn push(&mut self, stream: u32, e: &LogEntry) -> bool {
         self.stream.append_value(stream);
         self.ts.append_value(e.ts);
         self.line.append_value(&e.line);
+        let same = e.metadata == self.last_metadata;
+        if !same {
+            self.last_metadata.clone_from(&e.metadata);
+            if !e.metadata.is_empty() {
+                let map: BTreeMap<&str, &str> = e.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                self.last_json = serde_json::to_string(&map).unwrap_or_default();
+            }
+        }
         if e.metadata.is_empty() {
             self.metadata.append_null();
         } else {
-            if e.metadata != self.last_metadata {
-                let map: BTreeMap<&str, &str> = e.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                self.last_json = serde_json::to_string(&map).unwrap_or_default();
-                self.last_metadata.clone_from(&e.metadata);
-            }
             self.metadata.append_value(&self.last_json);
         }
         self.rows += 1;
+        same
     }
 
     fn len(&self) -> usize {
@@ -404,7 +410,13 @@ impl GranuleDoc {
     /// Adds the structured metadata of `e` (its line terms, and whether
     /// one is too long to index, are collected apart: see
     /// [`GranuleTerms`]).
-    fn add(&mut self, e: &LogEntry) {
+    ///
+    /// `same_as_previous_row`: `e` carries the metadata of the row before
+    /// it, so a granule that holds that row already has its pairs.
+    fn add(&mut self, e: &LogEntry, same_as_previous_row: bool) {
+        if same_as_previous_row && !self.empty {
+            return;
+        }
         self.empty = false;
         for pair in &e.metadata {
             if self.metadata.contains(pair) {
@@ -960,6 +972,26 @@ mod tests {
         let back = block.read_all().expect("read");
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].entries, entries);
+
+        // One run of equal metadata across granules: each granule's
+        // document holds it, though each row is the same as the one before.
+        let entries: Vec<LogEntry> = (0..rows)
+            .map(|i| LogEntry {
+                ts: i,
+                line: format!("line {i}"),
+                metadata: vec![("env".into(), "prod".into())],
+            })
+            .collect();
+        let block = write_block(&dirs, [(&key, entries.as_slice())], 3, 0, Vec::new()).expect("write");
+        let BlockIndex { reader, fields, .. } = block.open_index().expect("index");
+        let found = reader
+            .searcher()
+            .search(
+                index::metadata_query(&fields, "env", "prod").as_ref(),
+                &GranuleCollector,
+            )
+            .expect("search");
+        assert_eq!(found, vec![0, 1, 2]);
     }
 
     #[test]
