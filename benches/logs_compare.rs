@@ -100,13 +100,16 @@ fn build_requests(streams: &[log_data::GenStream], writers: usize) -> Vec<Vec<Ve
 }
 
 /// Sends every request (retrying 429/503 as a shipper does); the wall
-/// time and the number of requests that failed.
-fn push_all(url: &str, requests: &[Vec<Vec<u8>>]) -> (Duration, usize) {
+/// time, the number of requests that failed, and how many times one was
+/// asked to retry (the server's backpressure: its blocks were being
+/// written slower than lines came).
+fn push_all(url: &str, requests: &[Vec<Vec<u8>>]) -> (Duration, usize, usize) {
     let started = Instant::now();
     let errors = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|scope| {
         for reqs in requests {
-            let errors = errors.clone();
+            let (errors, retries) = (errors.clone(), retries.clone());
             scope.spawn(move || {
                 let c = reqwest::blocking::Client::builder()
                     .timeout(Duration::from_secs(300))
@@ -122,6 +125,7 @@ fn push_all(url: &str, requests: &[Vec<Vec<u8>>]) -> (Duration, usize) {
                         match r {
                             Ok(r) if r.status().is_success() => break,
                             Ok(r) if r.status().as_u16() == 429 || r.status().as_u16() == 503 => {
+                                retries.fetch_add(1, Ordering::Relaxed);
                                 std::thread::sleep(Duration::from_millis(100));
                             }
                             Ok(r) => {
@@ -140,7 +144,11 @@ fn push_all(url: &str, requests: &[Vec<Vec<u8>>]) -> (Duration, usize) {
             });
         }
     });
-    (started.elapsed(), errors.load(Ordering::Relaxed))
+    (
+        started.elapsed(),
+        errors.load(Ordering::Relaxed),
+        retries.load(Ordering::Relaxed),
+    )
 }
 
 /// Asks Sightline over one kept-alive connection, as Grafana's data
@@ -297,7 +305,7 @@ fn main() {
     let mut target = start("sightline", work.path(), &[]);
     let pid = target.child.id();
     let (cpu0, _) = proc_stat(pid);
-    let (wall, failed) = push_all(&target.url, &requests);
+    let (wall, failed, retries) = push_all(&target.url, &requests);
     let (cpu1, _) = proc_stat(pid);
     drop(requests);
     // Blocks merged while the pushes ran (a merge starts on a 30 s tick,
@@ -335,9 +343,11 @@ fn main() {
     let ingest_mb_s = raw_bytes as f64 / 1048576.0 / wall.as_secs_f64();
     let durable_mb_s = raw_bytes as f64 / 1048576.0 / (wall + flush).as_secs_f64();
     let cpu_per_gb = (cpu2 - cpu0) / (raw_bytes as f64 / 1073741824.0);
-    let _ = cpu1;
+    // The server's cores in use while the pushes ran (the client shares
+    // the machine).
+    let busy_cores = (cpu1 - cpu0) / wall.as_secs_f64();
     eprintln!(
-        "ingest: {:.1}s acknowledged + {:.1}s final flush, {ingest_mb_s:.1} MB/s acknowledged, {durable_mb_s:.1} MB/s into blocks, {cpu_per_gb:.1} CPU s/GB, RSS {} MB",
+        "ingest: {:.1}s acknowledged + {:.1}s final flush, {ingest_mb_s:.1} MB/s acknowledged, {durable_mb_s:.1} MB/s into blocks, {cpu_per_gb:.1} CPU s/GB, RSS {} MB; server busy {busy_cores:.2} cores during the pushes, {retries} pushes asked to retry",
         wall.as_secs_f64(),
         flush.as_secs_f64(),
         rss_ingest >> 20
@@ -515,13 +525,14 @@ fn main() {
         raw_bytes as f64 / 1048576.0
     );
     println!(
-        "| MB/s acknowledged | MB/s into blocks (incl. final flush) | per core | CPU s / GB | peak RSS MB (ingest) | peak RSS MB (queries) |"
+        "| MB/s acknowledged | MB/s into blocks (incl. final flush) | per core of the machine | CPU s / GB | MB per CPU second | server's cores busy (pushes) | pushes asked to retry | peak RSS MB (ingest) | peak RSS MB (queries) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
-        "| {ingest_mb_s:.1} | {durable_mb_s:.1} | {:.1} | {cpu_per_gb:.1} | {} | {} |\n",
+        "| {ingest_mb_s:.1} | {durable_mb_s:.1} | {:.1} | {cpu_per_gb:.1} | {:.1} | {busy_cores:.2} | {retries} | {} | {} |\n",
         durable_mb_s / cores,
+        1024.0 / cpu_per_gb,
         rss_ingest >> 20,
         rss_query >> 20
     );
