@@ -127,38 +127,22 @@ async fn probe_peers(
     }
 }
 
-/// Cuts written at once: a cut's single-threaded tail (tantivy writing
-/// its segment, the rare-terms file) left a core idle while writers were
-/// told to retry; a second cut writes the next head meanwhile.
-const CONCURRENT_LOG_CUTS: usize = 2;
-
 /// Cuts the logs head into blocks when due (at once when a push finds it
-/// full, while another cut still runs) and applies retention, every 10
-/// seconds until shutdown.
+/// full), applies retention and merges small blocks, every 10 seconds
+/// until shutdown.
 async fn log_maintenance(logs: Arc<LogDb>, mut stop: watch::Receiver<bool>) {
-    let mut running = tokio::task::JoinSet::new();
-    let report = |done: Result<sightline_storage::Result<()>, tokio::task::JoinError>| match done {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "log maintenance failed; will retry"),
-        Err(e) => tracing::error!(error = %e, "log maintenance task failed"),
-    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
             _ = logs.cut_requested() => {}
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                report(done);
-                continue;
-            }
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.wait_for(|s| *s) => return,
         }
-        if running.len() < CONCURRENT_LOG_CUTS {
-            let l = logs.clone();
-            running.spawn_blocking(move || l.maintain());
+        let l = logs.clone();
+        match tokio::task::spawn_blocking(move || l.maintain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "log maintenance failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "log maintenance task failed"),
         }
-    }
-    while let Some(done) = running.join_next().await {
-        report(done);
     }
 }
 

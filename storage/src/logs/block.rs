@@ -160,36 +160,6 @@ pub fn write_block<'a>(
     wal_segment_end: u64,
     sources: Vec<String>,
 ) -> Result<LogBlock> {
-    stage_block(dirs, streams, zstd_level, wal_segment_end, sources)?.commit(dirs)
-}
-
-/// A block written whole and synced in `staging/`, not yet in `blocks/`:
-/// blocks whose WAL boundaries follow each other must enter `blocks/` in
-/// that order (opening replays only the WAL past the highest boundary).
-#[derive(Debug)]
-pub struct StagedBlock {
-    id: String,
-    stage: PathBuf,
-}
-
-impl StagedBlock {
-    /// Moves the block into `blocks/` and opens it.
-    pub fn commit(self, dirs: &BlockDirs) -> Result<LogBlock> {
-        let dest = dirs.blocks.join(&self.id);
-        fs::rename(&self.stage, &dest).map_err(|e| StorageError::io("rename", &dest, e))?;
-        sync_dir(&dirs.blocks)?;
-        LogBlock::open(&dest)
-    }
-}
-
-/// Writes `streams` as [`write_block`] does, into `staging/` only.
-pub fn stage_block<'a>(
-    dirs: &BlockDirs,
-    streams: impl IntoIterator<Item = (&'a Arc<StreamKey>, &'a [LogEntry])>,
-    zstd_level: i32,
-    wal_segment_end: u64,
-    sources: Vec<String>,
-) -> Result<StagedBlock> {
     let id = new_block_id();
     let stage = dirs.staging.join(&id);
     fs::create_dir_all(&stage).map_err(|e| StorageError::io("create dir", &stage, e))?;
@@ -331,7 +301,10 @@ pub fn stage_block<'a>(
     write_json(&stage.join(STREAMS_FILE), &records)?;
     write_json(&stage.join(META_FILE), &meta)?;
     sync_dir(&stage)?;
-    Ok(StagedBlock { id, stage })
+    let dest = dirs.blocks.join(&id);
+    fs::rename(&stage, &dest).map_err(|e| StorageError::io("rename", &dest, e))?;
+    sync_dir(&dirs.blocks)?;
+    LogBlock::open(&dest)
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StorageError};
 use crate::labels::{Labels, is_valid_label_name};
@@ -163,45 +163,14 @@ pub struct LogDb {
     head: Mutex<LogHead>,
     flushing: RwLock<Vec<Arc<LogHead>>>,
     blocks: RwLock<Vec<Arc<LogBlock>>>,
-    /// Frozen heads whose blocks are not in `blocks` yet, oldest first.
-    cuts: Mutex<CutQueue>,
-    /// Signalled when a frozen head's block is written, committed or
-    /// failed, for cuts waiting on older heads.
-    cut_done: Condvar,
+    /// Frozen heads whose blocks are not written yet, with the WAL segment
+    /// their records end before; held by whoever cuts.
+    maintenance: Mutex<Vec<(Arc<LogHead>, Option<u64>)>>,
     compaction: Mutex<()>,
     stats: Arc<LogStats>,
     closed: AtomicBool,
     cut_wanted: tokio::sync::Notify,
     tail: tokio::sync::broadcast::Sender<TailBatch>,
-}
-
-/// Heads frozen for cutting, oldest first. Two cuts may write blocks at
-/// once (a cut's single-threaded tail left a core idle while writers were
-/// told to retry), but blocks enter `blocks/` in the order their heads
-/// were frozen: a block's WAL boundary says every older segment is in it
-/// or an older block, and opening deletes those segments.
-#[derive(Default)]
-struct CutQueue {
-    next_seq: u64,
-    heads: Vec<FrozenHead>,
-}
-
-struct FrozenHead {
-    seq: u64,
-    head: Arc<LogHead>,
-    /// The WAL segment its records end before; `None` when the rotation
-    /// failed (its segments must stay: see [`LogDb::cut_head`]).
-    segment: Option<u64>,
-    state: CutState,
-}
-
-enum CutState {
-    /// Nobody writes it (not yet, or a write failed).
-    Waiting,
-    /// A cut is writing its block.
-    Writing,
-    /// Its block is written in `staging/`, waiting for older heads.
-    Staged(block::StagedBlock),
 }
 
 /// The entries one push stored, per stream, as live tails receive them.
@@ -276,8 +245,7 @@ impl LogDb {
             head: Mutex::new(head),
             flushing: RwLock::new(Vec::new()),
             blocks: RwLock::new(blocks),
-            cuts: Mutex::new(CutQueue::default()),
-            cut_done: Condvar::new(),
+            maintenance: Mutex::new(Vec::new()),
             compaction: Mutex::new(()),
             stats,
             closed: AtomicBool::new(false),
@@ -615,15 +583,12 @@ impl LogDb {
         self.cut_head()
     }
 
-    /// Freezes the head and writes it into a block; returns once every
-    /// head frozen so far is in `blocks`. Another cut may write an older
-    /// head meanwhile: this one writes whatever older head nobody writes,
-    /// and waits for the rest. WAL segments are deleted only below the
-    /// newest head in `blocks` (all older ones are): a failed block write
-    /// (a full disk, say) keeps its head readable and its WAL segments on
-    /// disk, and the next cut retries it.
+    /// Freezes the head and writes every frozen head into a block, oldest
+    /// first. WAL segments are deleted only once no frozen head is left
+    /// unwritten: a failed block write (a full disk, say) keeps its head
+    /// readable and its WAL segments on disk, and the next cut retries it.
     fn cut_head(&self) -> Result<()> {
-        let mut q = self.cuts.lock();
+        let mut pending = self.maintenance.lock();
         {
             let mut head = self.head.lock();
             if !head.is_empty() {
@@ -637,106 +602,42 @@ impl LogDb {
                     .blocking_recv()
                     .map_err(|_| "wal writer stopped".to_string())
                     .and_then(|r| r);
-                let seq = q.next_seq;
-                q.next_seq += 1;
-                q.heads.push(FrozenHead {
-                    seq,
-                    head: frozen,
-                    segment: segment.as_ref().ok().copied(),
-                    state: CutState::Waiting,
-                });
-                if let Err(e) = segment {
-                    // No boundary known: its segments must stay.
-                    return Err(StorageError::WalUnavailable(e));
+                match segment {
+                    Ok(n) => pending.push((frozen, Some(n))),
+                    Err(e) => {
+                        // No boundary known: its segments must stay.
+                        pending.push((frozen, None));
+                        return Err(StorageError::WalUnavailable(e));
+                    }
                 }
             }
         }
-        let result = self.write_frozen(&mut q);
-        drop(q);
-        self.refresh_gauges();
-        result
-    }
-
-    /// Writes and commits every frozen head up to the newest one now, as
-    /// [`LogDb::cut_head`] says.
-    fn write_frozen(&self, q: &mut MutexGuard<'_, CutQueue>) -> Result<()> {
-        let Some(last) = q.heads.last().map(|h| h.seq) else {
-            return Ok(());
-        };
-        loop {
-            let waiting = q
-                .heads
-                .iter()
-                .position(|h| h.seq <= last && matches!(h.state, CutState::Waiting));
-            let Some(i) = waiting else {
-                if q.heads.first().is_none_or(|h| h.seq > last) {
-                    return Ok(());
-                }
-                // An older head is being written by another cut.
-                self.cut_done.wait(q);
-                continue;
-            };
-            let Some(segment) = q.heads[i].segment else {
+        while let Some((frozen, segment)) = pending.first().cloned() {
+            let Some(segment) = segment else {
                 return Err(StorageError::WalUnavailable(
                     "a cut head has no WAL boundary; restart to replay it".into(),
                 ));
             };
-            q.heads[i].state = CutState::Writing;
-            let (seq, head) = (q.heads[i].seq, q.heads[i].head.clone());
-            let staged = MutexGuard::unlocked(q, || {
-                block::stage_block(
-                    &self.dirs,
-                    head.sorted_streams(),
-                    self.opts.zstd_level,
-                    segment,
-                    Vec::new(),
-                )
-            });
-            let i = q
-                .heads
-                .iter()
-                .position(|h| h.seq == seq)
-                .ok_or_else(|| StorageError::Internal("a frozen head left the queue while being written".into()))?;
-            match staged {
-                Ok(b) => q.heads[i].state = CutState::Staged(b),
-                Err(e) => {
-                    q.heads[i].state = CutState::Waiting;
-                    self.cut_done.notify_all();
-                    return Err(e);
-                }
-            }
-            let committed = self.commit_staged(q);
-            self.cut_done.notify_all();
-            committed?;
-        }
-    }
-
-    /// Moves the staged blocks at the front of the queue into `blocks`,
-    /// oldest first, and deletes the WAL segments they hold.
-    fn commit_staged(&self, q: &mut CutQueue) -> Result<()> {
-        let mut boundary = None;
-        while let Some(first) = q.heads.first_mut() {
-            if !matches!(first.state, CutState::Staged(_)) {
-                break;
-            }
-            // A failed commit leaves the head to be written again.
-            let CutState::Staged(staged) = std::mem::replace(&mut first.state, CutState::Waiting) else {
-                break;
-            };
-            let block = staged.commit(&self.dirs)?;
-            let done = q.heads.remove(0);
+            let block = block::write_block(
+                &self.dirs,
+                frozen.sorted_streams(),
+                self.opts.zstd_level,
+                segment,
+                Vec::new(),
+            )?;
             {
                 let mut blocks = self.blocks.write();
                 blocks.push(Arc::new(block));
-                self.flushing.write().retain(|h| !Arc::ptr_eq(h, &done.head));
+                self.flushing.write().retain(|h| !Arc::ptr_eq(h, &frozen));
+            }
+            pending.remove(0);
+            if pending.is_empty() {
+                self.wal.remove_segments_before(segment)?;
             }
             self.stats.head_flushes.inc();
-            boundary = done.segment;
         }
-        match boundary {
-            Some(segment) => self.wal.remove_segments_before(segment),
-            None => Ok(()),
-        }
+        self.refresh_gauges();
+        Ok(())
     }
 
     fn apply_retention(&self) {
