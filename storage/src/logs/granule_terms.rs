@@ -304,6 +304,27 @@ mod tests {
     use super::super::test_rng::TestRng;
     use super::*;
 
+    /// Every term with the granules holding it, as the index and the rare
+    /// terms give them: a term at most once per granule, and never both
+    /// rare and shared.
+    fn granules_of_every_term(terms: &CutTerms) -> BTreeMap<String, BTreeSet<u32>> {
+        let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        for granule in terms.shared_terms() {
+            for t in granule.terms.split_whitespace() {
+                let first = got.entry(t.to_string()).or_default().insert(granule.number);
+                assert!(first, "{t} twice in granule {}", granule.number);
+            }
+        }
+        for (t, g) in terms.rare_terms() {
+            let t = String::from_utf8_lossy(t).into_owned();
+            assert!(
+                got.insert(t.clone(), BTreeSet::from([g])).is_none(),
+                "{t} both rare and shared"
+            );
+        }
+        got
+    }
+
     /// Thousands of terms over many granules, so that recent-term slots
     /// are shared by several terms, overwritten and met again (terms of
     /// every length around [`RECENT_BYTES`]): the granules of every term
@@ -343,27 +364,7 @@ mod tests {
                 });
             }
         }
-        let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-        let terms = terms.finish();
-        for GranuleText {
-            number: granule,
-            terms: text,
-            ..
-        } in terms.shared_terms()
-        {
-            let mut seen = BTreeSet::new();
-            for t in text.split_whitespace() {
-                assert!(seen.insert(t), "{t} twice in granule {granule}");
-                got.entry(t.to_string()).or_default().insert(granule);
-            }
-        }
-        for (t, g) in terms.rare_terms() {
-            let t = String::from_utf8_lossy(t).into_owned();
-            assert!(
-                got.insert(t.clone(), BTreeSet::from([g])).is_none(),
-                "{t} both rare and shared"
-            );
-        }
+        let got = granules_of_every_term(&terms.finish());
         assert_eq!(got, want);
         assert!(want.values().any(|g| g.len() == 1) && want.values().any(|g| g.len() > 1));
     }
@@ -412,25 +413,7 @@ mod tests {
                 last.1 = terms.granule_terms.len();
             }
         }
-        let terms = terms.finish();
-        let mut got: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-        for GranuleText {
-            number: granule,
-            terms: text,
-            ..
-        } in terms.shared_terms()
-        {
-            for t in text.split_whitespace() {
-                assert!(got.entry(t.to_string()).or_default().insert(granule), "{t} twice");
-            }
-        }
-        for (t, g) in terms.rare_terms() {
-            let t = String::from_utf8_lossy(t).into_owned();
-            assert!(
-                got.insert(t.clone(), BTreeSet::from([g])).is_none(),
-                "{t} both rare and shared"
-            );
-        }
+        let got = granules_of_every_term(&terms.finish());
         assert_eq!(got, want);
     }
 
