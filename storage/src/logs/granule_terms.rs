@@ -20,8 +20,6 @@ pub struct GranuleTerms {
     /// Every distinct term, open addressing by hash (a power of two
     /// long, or empty before the first term).
     table: Vec<TermSlot>,
-    /// Slots of `table` in use.
-    used: usize,
     /// Every term, one after the other.
     arena: String,
     /// Where each term (by id) starts in `arena` and how long it is.
@@ -158,8 +156,8 @@ impl GranuleTerms {
     /// [`GranuleTerms::add_term`] through the table of every term: the
     /// term's slot, its id added to `granule`'s ids unless they hold it.
     fn add_term_by_table(&mut self, granule: u32, text: &str, hash: u64) -> u32 {
-        // At most 5/8 full, so that probes stay short.
-        if (self.used + 1) * 8 > self.table.len() * 5 {
+        // At most 5/8 full, so that probes stay short (a slot per term id).
+        if (self.texts.len() + 1) * 8 > self.table.len() * 5 {
             self.grow();
         }
         let mask = self.table.len() - 1;
@@ -192,7 +190,6 @@ impl GranuleTerms {
             len,
             inline,
         };
-        self.used += 1;
         self.texts.push((self.arena.len(), u32::from(len)));
         self.arena.push_str(text);
         self.granule_terms.push(id);
