@@ -88,6 +88,16 @@ const IN_MANY: u32 = 1 << 31;
 const FIRST_TABLE_SLOTS: usize = 2048;
 
 impl TermSlot {
+    /// Notes that `granule` holds the term (a term already met before, so
+    /// then in many); true when it is new to the granule.
+    fn met_in(&mut self, granule: u32) -> bool {
+        if self.last_granule & !IN_MANY == granule {
+            return false;
+        }
+        self.last_granule = granule | IN_MANY;
+        true
+    }
+
     fn holds(&self, hash: u64, text: &[u8], arena: &str, texts: &[(usize, u32)]) -> bool {
         if self.hash != hash || usize::from(self.len) != text.len() {
             return false;
@@ -133,8 +143,7 @@ impl GranuleTerms {
             }
             recent.granule = granule;
             let slot = &mut self.table[recent.slot as usize];
-            if slot.last_granule & !IN_MANY != granule {
-                slot.last_granule = granule | IN_MANY;
+            if slot.met_in(granule) {
                 self.granule_terms.push(slot.id);
             }
             return;
@@ -168,8 +177,7 @@ impl GranuleTerms {
                 break;
             }
             if slot.holds(hash, text.as_bytes(), &self.arena, &self.texts) {
-                if slot.last_granule & !IN_MANY != granule {
-                    slot.last_granule = granule | IN_MANY;
+                if slot.met_in(granule) {
                     self.granule_terms.push(slot.id);
                 }
                 return i as u32;
